@@ -1,0 +1,103 @@
+"""ExtractFaces: sources -> aligned face crops (+ failure rows for whatever was dropped)."""
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from contextlib import contextmanager
+
+import apache_beam as beam
+from apache_beam.io.filesystems import FileSystems
+from apache_beam.metrics import Metrics
+
+from landmarks.align import align_face
+from landmarks.detect import DetectorConfig, FaceDetector
+from landmarks.frames import DecodeError, media_kind, read_frames
+from pipelines.records import Face, Source, failure
+from shards.keys import face_key
+
+FAILURES = "failures"
+"""Tag of the failure-row output of every transform that can drop something."""
+
+
+@contextmanager
+def local_file(path: str):
+    """A local path for `path`: itself when local, else a temporary copy (OpenCV reads
+    only local files)."""
+    if "://" not in path:
+        yield path
+        return
+    suffix = os.path.splitext(path)[1]
+    with tempfile.NamedTemporaryFile(suffix=suffix) as copy:
+        with FileSystems.open(path) as remote:
+            shutil.copyfileobj(remote, copy)
+        copy.flush()
+        yield copy.name
+
+
+class _ExtractFacesFn(beam.DoFn):
+    def __init__(self, detector: DetectorConfig, frames_per_video: int, size: int, margin: float):
+        self._config = detector
+        self._frames_per_video = frames_per_video
+        self._size = size
+        self._margin = margin
+        self._detector: FaceDetector | None = None
+        self._faces = Metrics.counter("faces", "kept")
+        self._frames = Metrics.counter("frames", "decoded")
+
+    def setup(self):
+        self._detector = FaceDetector(self._config)  # once per worker, not per element
+
+    def teardown(self):
+        if self._detector is not None:
+            self._detector.close()
+
+    def _drop(self, source: Source, stage: str, reason: str, frame: int = -1, detail: str = ""):
+        Metrics.counter("dropped", reason).inc()
+        return beam.pvalue.TaggedOutput(FAILURES, failure(source.path, stage, reason, frame, detail))
+
+    def process(self, source: Source):
+        if media_kind(source.path) is None:
+            yield self._drop(source, "read", "unsupported_type", detail="not a video or image extension")
+            return
+        decoded = 0
+        try:
+            with local_file(source.path) as path:
+                for index, rgb in read_frames(path, self._frames_per_video):
+                    decoded += 1
+                    self._frames.inc()
+                    yield from self._faces_in_frame(source, index, rgb)
+        except DecodeError as error:
+            reason = "truncated" if decoded else "undecodable"
+            yield self._drop(source, "decode", reason, detail=str(error))
+        except OSError as error:
+            yield self._drop(source, "read", "unreadable", detail=f"{type(error).__name__}: {error}")
+
+    def _faces_in_frame(self, source: Source, index: int, rgb):
+        accepted, rejected = self._detector.detect(rgb)
+        for face in rejected:
+            yield self._drop(source, "detect", face.reason, index, face.detail)
+        if not accepted and not rejected:
+            yield self._drop(source, "detect", "no_face", index)
+        for number, face in enumerate(accepted):
+            crop, landmarks, _ = align_face(rgb, face.landmarks, self._size, self._margin)
+            self._faces.inc()
+            yield Face(key=face_key(source.dataset, source.video, index, number), source=source,
+                       frame=index, box=face.box, score=face.score, landmarks=landmarks, crop=crop)
+
+
+class ExtractFaces(beam.PTransform):
+    """Source -> Face (main output) and failure rows (tag FAILURES).
+
+    Videos are decoded one frame at a time; `frames_per_video` evenly spaced frames are
+    used. MediaPipe loads once per worker (DoFn.setup).
+    """
+
+    def __init__(self, detector: DetectorConfig, frames_per_video: int, size: int, margin: float):
+        super().__init__()
+        self._fn = _ExtractFacesFn(detector, frames_per_video, size, margin)
+
+    def expand(self, sources):
+        return (sources
+                | "Spread" >> beam.Reshuffle()
+                | "Detect" >> beam.ParDo(self._fn).with_outputs(FAILURES, main="faces"))

@@ -1,0 +1,64 @@
+"""Records passed between the pipeline's transforms."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from shards.sample import EncodedSample
+
+
+@dataclass(frozen=True)
+class Source:
+    """One input file. `video` is a sanitised id, unique within `dataset`; an image is a
+    one-frame video. kind: 'real' or 'manipulated'."""
+
+    path: str
+    dataset: str
+    video: str
+    identity: str
+    split: str = "train"
+    kind: str = "real"
+    method: str = ""
+
+
+@dataclass(frozen=True)
+class Face:
+    """One aligned face crop.
+
+    box: (4,) float32 x0, y0, x1, y1 detector box, frame px. score: detector confidence.
+    landmarks: (68, 2) float32 iBUG points, crop px. crop: (S, S, 3) uint8 RGB.
+    """
+
+    key: str
+    source: Source
+    frame: int
+    box: np.ndarray
+    score: float
+    landmarks: np.ndarray
+    crop: np.ndarray
+
+    def table_row(self) -> dict:
+        """Row of the `faces` table."""
+        s = self.source
+        return {"key": self.key, "dataset": s.dataset, "split": s.split, "video": s.video,
+                "identity": s.identity, "frame": self.frame, "path": s.path,
+                "box": self.box.astype(np.float32).tolist(), "score": float(self.score),
+                "landmarks": self.landmarks.astype(np.float32).ravel().tolist()}
+
+
+@dataclass(frozen=True)
+class ShardSample:
+    """An encoded sample with its `index` row (all fields but `shard`)."""
+
+    sample: EncodedSample
+    index: dict
+
+    @property
+    def key(self) -> str:
+        return self.sample.key
+
+
+def failure(path: str, stage: str, reason: str, frame: int = -1, detail: str = "") -> dict:
+    """Row of the `failures` table."""
+    return {"path": path, "stage": stage, "reason": reason, "frame": frame, "detail": detail}

@@ -1,0 +1,87 @@
+"""Samples from faces: real samples and Face X-ray blended samples, encoded for a shard."""
+from __future__ import annotations
+
+from functools import lru_cache
+
+import apache_beam as beam
+import numpy as np
+from apache_beam.metrics import Metrics
+
+from blending.bi import BlendParams, blend
+from blending.masks import hull_mask, quantize
+from pipelines.pairing import BlendJob
+from pipelines.records import Face, ShardSample
+from shards.keys import key_rng, sample_key
+from shards.sample import encode_sample
+
+
+@lru_cache(maxsize=4)
+def _zeros(size: int) -> np.ndarray:
+    zeros = np.zeros((size, size), np.uint8)
+    zeros.flags.writeable = False
+    return zeros
+
+
+def _meta(face: Face, kind: str, method: str) -> dict:
+    s = face.source
+    return {"dataset": s.dataset, "split": s.split, "video": s.video, "identity": s.identity,
+            "frame": face.frame, "kind": kind, "method": method, "path": s.path,
+            "box": np.round(face.box, 2).tolist(),
+            "landmarks": np.round(face.landmarks, 2).tolist()}
+
+
+def _index_row(key: str, face: Face, kind: str, label: int, method: str,
+               foreground_key: str = "") -> dict:
+    s = face.source
+    return {"key": key, "kind": kind, "label": label, "method": method, "split": s.split,
+            "identity": s.identity, "video": s.video, "foreground_key": foreground_key}
+
+
+def real_sample(face: Face) -> ShardSample:
+    """The face as it is: label 0, all-zero X-ray and mask, hull of its landmarks."""
+    key = sample_key(face.key, "real")
+    size = face.crop.shape[0]
+    zeros = _zeros(size)
+    meta = _meta(face, "real", "real") | {"key": key}
+    encoded = encode_sample(key, face.crop, zeros, zeros, quantize(hull_mask(face.landmarks, size)),
+                            0, meta)
+    return ShardSample(encoded, _index_row(key, face, "real", 0, "real"))
+
+
+def blended_sample(job: BlendJob, params: BlendParams, seed: int) -> ShardSample:
+    """The Face X-ray BI sample of a job: label 1; every random choice in its json."""
+    result = blend(job.background.crop, job.foreground.crop, job.background.landmarks,
+                   key_rng(seed, "blend", job.key), params)
+    fg = job.foreground
+    meta = _meta(job.background, "blended", "bi") | {
+        "key": job.key, "seed": seed,
+        "foreground": {"key": fg.key, "video": fg.source.video, "identity": fg.source.identity,
+                       "neighbour_rank": job.neighbour_rank, "neighbours": job.neighbours},
+        "blend": result.choices}
+    encoded = encode_sample(job.key, result.image, result.xray, result.mask, result.hull, 1, meta)
+    return ShardSample(encoded, _index_row(job.key, job.background, "blended", 1, "bi", fg.key))
+
+
+class SynthesizeSamples(beam.PTransform):
+    """(faces, blend jobs) -> ShardSample: one real sample per face, one blended sample
+    per job."""
+
+    def __init__(self, params: BlendParams, seed: int):
+        super().__init__()
+        self._params, self._seed = params, seed
+
+    def expand(self, inputs):
+        faces, jobs = inputs
+        real_counter = Metrics.counter("samples", "real")
+        blend_counter = Metrics.counter("samples", "blended")
+
+        def counted(fn, counter):
+            def run(element):
+                counter.inc()
+                return fn(element)
+            return run
+
+        reals = faces | "Real" >> beam.Map(counted(real_sample, real_counter))
+        blends = jobs | "Blend" >> beam.Map(counted(
+            lambda job: blended_sample(job, self._params, self._seed), blend_counter))
+        return (reals, blends) | "AllSamples" >> beam.Flatten()
