@@ -8,6 +8,7 @@ from landmarks.ibug68 import five_points
 
 # Canonical five points (right eye, left eye, nose tip, right and left mouth corner) in
 # "face-box units": the box of the 68 iBUG points of a frontal face is [0, 1] x [0, 1].
+# Only the rotation of the fit to it is used; scale and position come from the face box.
 # Mean over 67 frontal single-person photos of the project's test corpus, symmetrised.
 CANONICAL_FIVE = np.array([
     [0.274, 0.165], [0.726, 0.165], [0.500, 0.420], [0.294, 0.638], [0.706, 0.638],
@@ -36,15 +37,22 @@ def fit_similarity(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
     return np.hstack([rotation_scale, translation[:, None]])
 
 
-def template_in_crop(size: int, margin: float) -> np.ndarray:
-    """The canonical five points in crop px: the face box, enlarged `margin` times, fills
-    the `size` x `size` crop. Returns (5, 2) float32."""
-    return ((CANONICAL_FIVE - 0.5) / margin + 0.5) * size
-
-
 def apply_affine(matrix: np.ndarray, points: np.ndarray) -> np.ndarray:
     """matrix: (2, 3); points: (N, 2). Returns (N, 2) float32 transformed points."""
     return (points @ matrix[:, :2].T + matrix[:, 2]).astype(np.float32)
+
+
+def crop_matrix(landmarks: np.ndarray, size: int, margin: float) -> np.ndarray:
+    """Frame-to-crop (2, 3) matrix: rotated upright by a similarity fit of the five
+    points to the canonical template, then scaled and shifted so the landmarks' box, made
+    square and enlarged `margin` times, fills the `size` x `size` crop."""
+    upright = fit_similarity(five_points(landmarks), CANONICAL_FIVE)
+    points = apply_affine(upright, landmarks)
+    low, high = points.min(0), points.max(0)
+    scale = size / (margin * float((high - low).max()))
+    matrix = upright * scale
+    matrix[:, 2] += size / 2 - scale * (low + high) / 2
+    return matrix
 
 
 def align_face(rgb: np.ndarray, landmarks: np.ndarray, size: int = 256,
@@ -52,13 +60,14 @@ def align_face(rgb: np.ndarray, landmarks: np.ndarray, size: int = 256,
     """Crop an aligned face.
 
     rgb: (H, W, 3) uint8 frame; landmarks: (68, 2) iBUG points, frame px.
-    size: crop side S, px. margin: crop side / face-box side (1.3 = 30 % context).
+    size: crop side S, px. margin: crop side / face-box side (1.3 = 30 % context), where
+    the face box is the square around the upright landmarks.
     Returns crop (S, S, 3) uint8, landmarks (68, 2) float32 in crop px, and the (2, 3)
     frame-to-crop matrix. Pixels outside the frame are black.
     """
     if margin <= 0:
         raise ValueError(f"margin must be > 0, got {margin}")
-    matrix = fit_similarity(five_points(landmarks), template_in_crop(size, margin))
+    matrix = crop_matrix(landmarks, size, margin)
     crop = cv2.warpAffine(rgb, matrix, (size, size), flags=cv2.INTER_LINEAR,
                           borderMode=cv2.BORDER_CONSTANT)
     return crop, apply_affine(matrix, landmarks), matrix

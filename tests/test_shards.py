@@ -1,0 +1,81 @@
+"""Keys, sample encoding, deterministic tars and the shard layout plan."""
+from __future__ import annotations
+
+import io
+import tarfile
+from collections import Counter
+
+import numpy as np
+import pytest
+import webdataset as wds
+
+from shards.keys import face_key, key_rng, sample_key, sanitize, split_key, stable_hash
+from shards.layout import assign_slots, shard_name
+from shards.sample import MEMBERS, decode_png, encode_sample
+from shards.tar import write_tar
+
+
+def _samples(n, size=16):
+    rng = np.random.default_rng(0)
+    return [encode_sample(f"ds__vid__{i:06d}__f0-real", rng.integers(0, 256, (size, size, 3), dtype=np.uint8),
+                          np.zeros((size, size), np.uint8), np.zeros((size, size), np.uint8),
+                          np.full((size, size), 255, np.uint8), i % 2, {"i": i}) for i in range(n)]
+
+
+def test_sanitize_keeps_keys_parseable_and_distinct():
+    assert sanitize("ffpp_c23-004") == "ffpp_c23-004"
+    a, b = sanitize("my video.mp4"), sanitize("my-video.mp4")
+    assert a != b and all(c.isalnum() or c in "_-" for c in a + b)
+    assert "__" not in sanitize("a__b") and "." not in sanitize("a.b")
+    assert sanitize("-leading") != "" and sanitize("ümlaut é").isascii()
+    key = sample_key(face_key("ds", sanitize("x__y z"), 31, 0), "bi0")
+    dataset, video, frame, variant = split_key(key)
+    assert (dataset, frame, variant) == ("ds", 31, "f0-bi0")
+
+
+def test_stable_hash_and_key_rng_are_reproducible():
+    assert stable_hash("a", 1) == stable_hash("a", 1) != stable_hash("a", 2)
+    assert 0 <= stable_hash("x") < 2 ** 63
+    assert key_rng(0, "blend", "k").random() == key_rng(0, "blend", "k").random()
+    assert key_rng(0, "blend", "k").random() != key_rng(1, "blend", "k").random()
+
+
+def test_tar_bytes_are_deterministic_and_read_by_webdataset(tmp_path):
+    samples = _samples(5)
+    first, second = io.BytesIO(), io.BytesIO()
+    write_tar(first, samples)
+    write_tar(second, samples)
+    assert first.getvalue() == second.getvalue()
+    with tarfile.open(fileobj=io.BytesIO(first.getvalue())) as archive:
+        members = archive.getmembers()
+    assert len(members) == 5 * len(MEMBERS) and {m.mtime for m in members} == {0}
+    path = tmp_path / "shard-000000.tar"
+    path.write_bytes(first.getvalue())
+    read = list(wds.WebDataset(str(path), shardshuffle=False).decode())
+    assert [r["__key__"] for r in read] == [s.key for s in samples]
+    for r, s in zip(read, samples):
+        assert set(MEMBERS) <= set(r)
+        assert r["img.png"] == s.members["img.png"]
+        assert r["cls"] == int(s.members["cls"]) and r["json"]["i"] == split_key(s.key)[2]
+    pixels = next(iter(wds.WebDataset(str(path), shardshuffle=False).decode("rgb8")))
+    np.testing.assert_array_equal(pixels["img.png"], decode_png(samples[0].members["img.png"]))
+
+
+def test_keys_with_dots_are_refused():
+    sample = _samples(1)[0]
+    bad = type(sample)("a.b", sample.members)
+    with pytest.raises(ValueError, match="dot"):
+        write_tar(io.BytesIO(), [bad])
+
+
+def test_assign_slots_fills_shards_in_rank_order():
+    ranked = [(stable_hash(0, "order", f"k{i}"), f"k{i}") for i in range(23)]
+    slots = dict(assign_slots(ranked, 5))
+    sizes = Counter(shard for shard, _ in slots.values())
+    assert sizes == {0: 5, 1: 5, 2: 5, 3: 5, 4: 3}
+    assert sorted(slots.values()) == sorted({v for v in slots.values()})  # no slot used twice
+    order = [key for _, key in sorted(ranked)]
+    assert [slots[k] for k in order] == sorted(slots.values())
+    assert shard_name(3) == "shard-000003.tar"
+    with pytest.raises(ValueError):
+        list(assign_slots(ranked, 0))
