@@ -49,14 +49,12 @@ class BlendParams:
 @dataclass(frozen=True)
 class Blend:
     """A blended sample. Images are uint8: image (S, S, 3) RGB; mask, xray, hull (S, S)
-    grey scaled 0..255. `foreground` is the colour-corrected foreground, (S, S, 3) float32
-    0..255 (kept for checks; not stored). `choices` records every random choice."""
+    grey scaled 0..255. `choices` records every random choice."""
 
     image: np.ndarray
     mask: np.ndarray
     xray: np.ndarray
     hull: np.ndarray
-    foreground: np.ndarray
     choices: dict
 
 
@@ -87,13 +85,16 @@ def blend(background: np.ndarray, foreground: np.ndarray, background_landmarks: 
     if background.shape != foreground.shape or background.shape[:2] != (size, size):
         raise ValueError(f"need two equal square crops, got {background.shape} and {foreground.shape}")
     hull, mask_u8, choices = blend_mask(background_landmarks, size, rng, params)
-    mask = mask_u8.astype(np.float32) / 255.0
-    if not mask.any():
+    rows, cols = np.flatnonzero(mask_u8.any(1)), np.flatnonzero(mask_u8.any(0))
+    if len(rows) == 0:
         raise ValueError("the deformed mask is empty")
-    bg = background.astype(np.float32)
-    corrected = transfer_color(params.color_transfer, foreground.astype(np.float32), bg, mask)
-    alpha = mask[..., None]
-    image = np.round(alpha * corrected + (1.0 - alpha) * bg).astype(np.uint8)
+    # Outside the mask's box the image is the background: work inside the box only.
+    box = (slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1))
+    alpha = mask_u8[box].astype(np.float32)[..., None] / 255.0
+    bg = background[box].astype(np.float32)
+    corrected = transfer_color(params.color_transfer, foreground[box].astype(np.float32), bg, alpha[..., 0])
+    image = background.copy()
+    image[box] = np.round(bg + alpha * (corrected - bg)).astype(np.uint8)
     choices.update(color_transfer=params.color_transfer, params=asdict(params))
-    return Blend(image=image, mask=mask_u8, xray=quantize(xray(mask)), hull=hull,
-                 foreground=corrected, choices=choices)
+    return Blend(image=image, mask=mask_u8, xray=quantize(xray(mask_u8.astype(np.float32) / 255.0)),
+                 hull=hull, choices=choices)

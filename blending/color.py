@@ -7,15 +7,20 @@ import numpy as np
 COLOR_TRANSFERS = ("rgb_mean", "reinhard", "none")
 
 
-def _weighted_stats(image: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    total = float(weights.sum())
+def _weighted_mean(image: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Per-channel mean of (H, W, C) float32 `image` weighted by (H, W) `weights`: (C,)."""
+    total = float(weights.sum(dtype=np.float64))
     if total <= 0:
         raise ValueError("colour transfer needs a non-empty mask")
-    flat = image.reshape(-1, image.shape[-1])
-    w = weights.reshape(-1, 1)
-    mean = (flat * w).sum(0) / total
-    std = np.sqrt((((flat - mean) ** 2) * w).sum(0) / total)
-    return mean, std
+    w = np.ascontiguousarray(weights, np.float32).reshape(-1)
+    return (w @ np.ascontiguousarray(image).reshape(-1, image.shape[-1])).astype(np.float64) / total
+
+
+def _weighted_stats(image: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Weighted per-channel mean and standard deviation, (C,) float64 each."""
+    mean = _weighted_mean(image, weights)
+    square = _weighted_mean(image * image, weights)
+    return mean, np.sqrt(np.maximum(square - mean ** 2, 0.0))
 
 
 def rgb_mean_transfer(foreground: np.ndarray, background: np.ndarray,
@@ -26,9 +31,8 @@ def rgb_mean_transfer(foreground: np.ndarray, background: np.ndarray,
     foreground, background: (H, W, 3) float32, 0..255. weights: (H, W) float32 in [0, 1].
     Returns (H, W, 3) float32 clipped to 0..255.
     """
-    fg_mean, _ = _weighted_stats(foreground, weights)
-    bg_mean, _ = _weighted_stats(background, weights)
-    return np.clip(foreground + (bg_mean - fg_mean).astype(np.float32), 0.0, 255.0)
+    shift = _weighted_mean(background, weights) - _weighted_mean(foreground, weights)
+    return np.clip(foreground + shift.astype(np.float32), 0.0, 255.0)
 
 
 def reinhard_transfer(foreground: np.ndarray, background: np.ndarray,

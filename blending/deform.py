@@ -2,10 +2,10 @@
 
 The transform is exact piecewise-affine: the control grid is triangulated once (Delaunay,
 as skimage's `PiecewiseAffineTransform` does), and each pixel of the crop is written once
-as barycentric weights of the 16 control points, a (S*S, 16) matrix. A deformation is then
-one small matrix product (weights @ targets) and one `cv2.remap`: well under a millisecond,
-against ~40 ms for `skimage.transform.warp`. Same result as
-`warp(mask, PiecewiseAffineTransform.estimate(grid, targets))`.
+as barycentric weights of the control points. A deformation is then a few small matrix
+products (weights @ targets) and one `cv2.remap`: ~0.7 ms at 256 px, against ~40 ms for
+`skimage.transform.warp`, with the same result as
+`warp(mask, PiecewiseAffineTransform.from_estimate(grid, targets))`.
 """
 from __future__ import annotations
 
@@ -20,6 +20,9 @@ class PiecewiseAffineGrid:
     """Precomputed piecewise-affine sampling for `size` x `size` images.
 
     grid: control points per side (4 in the paper), spread evenly over [0, size - 1].
+    Each pixel's barycentric weights touch only the 4 corners of its grid cell, so they
+    are kept per cell as (pixels, 4) blocks: a quarter of the memory traffic of a dense
+    (size^2, grid^2) matrix.
     """
 
     def __init__(self, size: int, grid: int = 4):
@@ -36,14 +39,30 @@ class PiecewiseAffineGrid:
         transform = triangulation.transform[simplex]  # (P, 3, 2)
         partial = np.einsum("pij,pj->pi", transform[:, :2], pixels - transform[:, 2])
         barycentric = np.hstack([partial, 1.0 - partial.sum(1, keepdims=True)])
-        weights = np.zeros((pixels.shape[0], len(self.control)), np.float32)
-        np.put_along_axis(weights, triangulation.simplices[simplex], barycentric.astype(np.float32), 1)
-        self._weights = weights
+        dense = np.zeros((pixels.shape[0], len(self.control)), np.float32)
+        np.put_along_axis(dense, triangulation.simplices[simplex], barycentric.astype(np.float32), 1)
+        dense = dense.reshape(size, size, -1)
+        cell_of = np.minimum(np.searchsorted(axis, np.arange(size), side="right") - 1, grid - 2)
+        self._cells = []  # (rows, cols, (pixels, 4) weights, (4,) corner indices)
+        for cy in range(grid - 1):
+            rows = np.flatnonzero(cell_of == cy)
+            for cx in range(grid - 1):
+                cols = np.flatnonzero(cell_of == cx)
+                corners = np.array([cy * grid + cx, cy * grid + cx + 1,
+                                    (cy + 1) * grid + cx, (cy + 1) * grid + cx + 1])
+                window = (slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1))
+                weights = np.ascontiguousarray(dense[window][..., corners]).reshape(-1, 4)
+                self._cells.append((*window, weights, corners))
 
     def sampling_map(self, targets: np.ndarray) -> np.ndarray:
         """(size, size, 2) float32: for each output pixel, the x, y px it samples from.
         targets: (grid*grid, 2) px, where each control point maps to."""
-        return (self._weights @ targets.astype(np.float32)).reshape(self.size, self.size, 2)
+        targets = targets.astype(np.float32)
+        sampling = np.empty((self.size, self.size, 2), np.float32)
+        for rows, cols, weights, corners in self._cells:
+            sampling[rows, cols] = (weights @ targets[corners]).reshape(
+                rows.stop - rows.start, cols.stop - cols.start, 2)
+        return sampling
 
     def warp(self, image: np.ndarray, targets: np.ndarray) -> np.ndarray:
         """Warp `image` (size x size[, C]) so output control point i samples `targets[i]`.

@@ -1,7 +1,7 @@
 """One sample as WebDataset members: encoding (writing side) and decoding (reading side).
 
 Members (DESIGN.md): img.png RGB, xray.png / mask.png / hull.png grey, cls, json. Every
-image member is lossless PNG through the same OpenCV encoder, for real and fake alike.
+image member is lossless PNG through the same encoder (`shards.png`), for real and fake alike.
 """
 from __future__ import annotations
 
@@ -11,21 +11,9 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from shards.png import encode_png
+
 MEMBERS = ("img.png", "xray.png", "mask.png", "hull.png", "cls", "json")
-PNG_COMPRESSION = 1
-"""zlib level of OpenCV's PNG encoder: 1 is ~2 ms for a 256 px RGB crop."""
-
-
-def encode_png(image: np.ndarray) -> bytes:
-    """(H, W) grey or (H, W, 3) RGB uint8 -> PNG bytes."""
-    if image.dtype != np.uint8:
-        raise TypeError(f"PNG members are uint8, got {image.dtype}")
-    if image.ndim == 3:
-        image = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
-    ok, buffer = cv2.imencode(".png", image, [cv2.IMWRITE_PNG_COMPRESSION, PNG_COMPRESSION])
-    if not ok:
-        raise ValueError("PNG encoding failed")
-    return buffer.tobytes()
 
 
 def decode_png(data: bytes) -> np.ndarray:
