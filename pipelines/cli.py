@@ -4,6 +4,7 @@ from __future__ import annotations
 import logging
 
 import click
+import cv2
 
 from blending.bi import BlendParams
 from blending.color import COLOR_TRANSFERS
@@ -99,3 +100,29 @@ def build_bi_shards_command(ctx: click.Context, **opts) -> None:
     if summary.get("samples", "written") == 0:
         raise click.ClickException(
             "no samples were written: no usable face in the input (see failures.parquet)")
+
+
+@main.command()
+@click.argument("shards", nargs=-1, required=True)
+@click.option("--out", "out_path", default="preview.png", show_default=True, help="PNG to write.")
+@click.option("--samples", type=click.IntRange(1), default=12, show_default=True,
+              help="How many samples to draw (the first ones, in shard order).")
+@click.option("--size", type=click.IntRange(32), default=128, show_default=True, help="Panel side, px.")
+def preview(shards: tuple[str, ...], out_path: str, samples: int, size: int) -> None:
+    """Draw a contact sheet of shard samples: image, mask, X-ray, hull, label and key.
+
+    SHARDS: tar files, globs expanded by the shell, or a brace pattern
+    ('out/shard-{000000..000009}.tar').
+    """
+    import itertools
+
+    import webdataset as wds
+
+    from shards.preview import contact_sheet
+
+    urls = [url for pattern in shards for url in wds.shardlists.expand_urls(pattern)]
+    dataset = wds.WebDataset(urls, shardshuffle=False, empty_check=False)
+    sheet = contact_sheet(itertools.islice(dataset, samples), size)
+    if not cv2.imwrite(out_path, cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR)):
+        raise click.ClickException(f"could not write {out_path}")
+    click.echo(f"wrote {out_path} ({sheet.shape[1]}x{sheet.shape[0]})")

@@ -147,3 +147,13 @@ def test_existing_output_is_refused_without_overwrite(run_seed0, video_dir):
     result = CliRunner().invoke(main, ["run", "build_bi_shards", "--input", str(video_dir),
                                        "--output", str(output)])
     assert result.exit_code == 2 and "--overwrite" in result.output
+
+
+def test_preview_command_writes_a_contact_sheet(run_seed0, tmp_path):
+    output, _ = run_seed0
+    sheet_path = tmp_path / "sheet.png"
+    result = CliRunner().invoke(main, ["preview", str(output / "shard-{000000..000002}.tar"),
+                                       "--out", str(sheet_path), "--samples", "5", "--size", "64"])
+    assert result.exit_code == 0, result.output
+    sheet = decode_png(sheet_path.read_bytes())
+    assert sheet.shape == (22 + 5 * (22 + 64), 4 * 64, 3)

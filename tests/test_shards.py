@@ -79,3 +79,30 @@ def test_assign_slots_fills_shards_in_rank_order():
     assert shard_name(3) == "shard-000003.tar"
     with pytest.raises(ValueError):
         list(assign_slots(ranked, 0))
+
+
+@pytest.mark.parametrize("shape", [(37, 53, 3), (64, 64), (1, 1), (256, 256, 3)])
+def test_png_writer_round_trips_through_opencv_and_pil(shape):
+    import io as _io
+
+    from PIL import Image
+
+    from shards.png import encode_png
+    image = np.random.default_rng(sum(shape)).integers(0, 256, shape, dtype=np.uint8)
+    data = encode_png(image)
+    np.testing.assert_array_equal(decode_png(data), image)
+    np.testing.assert_array_equal(np.asarray(Image.open(_io.BytesIO(data))), image)
+    with pytest.raises(TypeError):
+        encode_png(image.astype(np.float32))
+    with pytest.raises(ValueError):
+        encode_png(np.zeros((4, 4, 2), np.uint8))
+
+
+def test_contact_sheet_draws_one_row_per_sample():
+    from shards.preview import contact_sheet
+    rows = [{"__key__": s.key, **s.members} for s in _samples(3, size=32)]
+    sheet = contact_sheet(rows, side=40)
+    assert sheet.dtype == np.uint8 and sheet.shape == (22 + 3 * (22 + 40), 4 * 40, 3)
+    # the hull panel of the first sample is white (all-255 hull), its mask panel black
+    top = 22 + 22
+    assert sheet[top:top + 40, 120:160].min() == 255 and sheet[top:top + 40, 40:80].max() == 0
