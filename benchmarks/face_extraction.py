@@ -14,7 +14,7 @@ from pathlib import Path
 
 from landmarks.align import align_face
 from landmarks.detect import FaceDetector
-from landmarks.frames import read_video_frames
+from landmarks.frames import read_frames
 
 DEFAULT_VIDEO = Path(__file__).resolve().parents[2] / "shared/data/real_videos/ffpp_c23__004.mp4"
 
@@ -30,7 +30,7 @@ def main() -> None:
     for _ in range(args.repeat):
         start = time.perf_counter()
         frames = faces = 0
-        for _, rgb in read_video_frames(args.video, args.frames):
+        for _, rgb in read_frames(args.video, args.frames):
             frames += 1
             for face in detector.detect(rgb)[0]:
                 align_face(rgb, face.landmarks)

@@ -45,50 +45,55 @@ def decode_image(data: bytes) -> np.ndarray:
 
 def read_frames(path: str, frames_per_video: int) -> Iterator[tuple[int, np.ndarray]]:
     """Frames of a local video or image file: yields (frame index, (H, W, 3) uint8 RGB).
-    An image is frame 0 of a one-frame video."""
+    An image is frame 0 of a one-frame video; a video gives `frames_per_video` evenly
+    spaced frames."""
     if media_kind(path) == "image":
         with open(path, "rb") as stream:
             yield 0, decode_image(stream.read())
     else:
-        yield from read_video_frames(path, frames_per_video)
+        yield from read_video_frames(path, evenly_spaced(video_frame_count(path), frames_per_video))
 
 
-def _count_frames(path: str) -> int:
+def video_frame_count(path: str) -> int:
+    """Frames in a local video: the container's count, or a full grab pass when the
+    container does not say. Raises DecodeError when no video stream opens."""
     capture = cv2.VideoCapture(path)
-    count = 0
-    while capture.grab():
-        count += 1
-    capture.release()
-    return count
+    try:
+        if not capture.isOpened():
+            raise DecodeError("no video stream could be opened")
+        count = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
+        if count <= 0:
+            count = 0
+            while capture.grab():
+                count += 1
+        return count
+    finally:
+        capture.release()
 
 
-def read_video_frames(path: str, frames_per_video: int) -> Iterator[tuple[int, np.ndarray]]:
-    """Yield (frame index, (H, W, 3) uint8 RGB) for `frames_per_video` evenly spaced frames.
+def read_video_frames(path: str, indices: list[int]) -> Iterator[tuple[int, np.ndarray]]:
+    """Yield (frame index, (H, W, 3) uint8 RGB) for the sorted frame `indices` of a video.
 
     Every frame is grabbed in order and only the chosen ones are decoded to pixels: ~10x
     faster than seeking. Raises DecodeError after the last decodable frame when the stream
-    ends before all planned frames were read (truncated file, wrong header count).
+    ends before all indices were read (truncated file, wrong header count).
     """
     capture = cv2.VideoCapture(path)
     if not capture.isOpened():
         raise DecodeError("no video stream could be opened")
     try:
-        frame_count = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
-        if frame_count <= 0:
-            frame_count = _count_frames(path)
-        wanted = evenly_spaced(frame_count, frames_per_video)
         index, decoded = -1, 0
-        for target in wanted:
+        for target in indices:
             while index < target:
                 if not capture.grab():
                     raise DecodeError(f"stream ended after frame {index}: {decoded} of "
-                                      f"{len(wanted)} planned frames decoded")
+                                      f"{len(indices)} planned frames decoded")
                 index += 1
             ok, bgr = capture.retrieve()
             if ok and bgr is not None:
                 decoded += 1
                 yield target, cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-        if decoded < len(wanted):
-            raise DecodeError(f"{len(wanted) - decoded} of {len(wanted)} planned frames could not be decoded")
+        if decoded < len(indices):
+            raise DecodeError(f"{len(indices) - decoded} of {len(indices)} planned frames could not be decoded")
     finally:
         capture.release()

@@ -1,8 +1,10 @@
-"""The `beam` command: `beam run <pipeline> [options] [Beam pipeline options]`."""
+"""The `beam` command: `beam run <pipeline> [options] [Beam pipeline options]`, `beam preview`."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
+import apache_beam as beam
 import click
 import cv2
 
@@ -10,10 +12,93 @@ from blending.bi import BlendParams
 from blending.color import COLOR_TRANSFERS
 from landmarks.detect import DetectorConfig
 from pipelines.build_bi_shards import BiShardsConfig, build_bi_shards
+from pipelines.build_forgery_shards import ForgeryShardsConfig, build_forgery_shards, group_by_original
+from pipelines.config import CropConfig, OutputConfig
+from pipelines.forgery import MaskOptions
+from pipelines.readers import READERS, InputError, Listing, ReaderOptions, demo_sources, read_sources
+from pipelines.readers.ffpp import METHODS as FFPP_METHODS
 from pipelines.runner import OutputExistsError, make_pipeline, prepare_output, run_and_summarize
-from pipelines.sources import READERS, InputError, ReaderOptions, demo_sources
 
 PASS_THROUGH = {"ignore_unknown_options": True, "allow_extra_args": True}
+
+
+def _options(*decorators):
+    def apply(function):
+        for decorator in reversed(decorators):
+            function = decorator(function)
+        return function
+    return apply
+
+
+input_options = _options(
+    click.option("--input", "input_dir", type=click.Path(file_okay=False), default=None,
+                 help="Dataset root or folder of videos/images (recursive)."),
+    click.option("--dataset", type=click.Choice(sorted(READERS)), default=None,
+                 help="Layout of --input. Default: detected (FF++ / Celeb-DF folders, else a plain folder)."),
+    click.option("--split", type=click.Choice(["train", "val", "test", "all"]), default="train", show_default=True,
+                 help="FF++ / Celeb-DF: the official split to read. Plain folder: the split recorded."),
+    click.option("--compression", type=click.Choice(["raw", "c23", "c40"]), default="c23", show_default=True,
+                 help="FF++ quality folder."),
+    click.option("--methods", default=None,
+                 help=f"FF++ methods, comma-separated (default: all present): {', '.join(FFPP_METHODS)}."),
+    click.option("--splits", "splits_dir", type=click.Path(file_okay=False), default=None,
+                 help="Folder with FF++ train/val/test.json. Default: <input>/splits, then <input>."),
+    click.option("--dataset-name", default=None, help="Plain folder: dataset field of keys (default: folder name)."),
+    click.option("--identity-from", type=click.Choice(["stem", "parent"]), default="stem", show_default=True,
+                 help="Plain folder: identity of a file is its name, or its parent folder's name."),
+)
+
+crop_options = _options(
+    click.option("--frames-per-video", type=click.IntRange(1), default=32, show_default=True,
+                 help="Evenly spaced frames sampled per video."),
+    click.option("--size", type=click.IntRange(32), default=256, show_default=True, help="Crop side S, px."),
+    click.option("--margin", type=click.FloatRange(1.0), default=1.3, show_default=True,
+                 help="Crop side as a multiple of the face box side."),
+    click.option("--min-face-size", type=click.FloatRange(0), default=64.0, show_default=True,
+                 help="Drop faces whose detector box is smaller, px."),
+    click.option("--min-score", type=click.FloatRange(0, 1), default=0.5, show_default=True,
+                 help="Drop faces below this detector confidence."),
+    click.option("--all-faces", is_flag=True, help="Keep every face of a frame, not only the largest."),
+)
+
+output_options = _options(
+    click.option("--samples-per-shard", type=click.IntRange(1), default=1000, show_default=True),
+    click.option("--seed", type=int, default=0, show_default=True, help="Seed of every random choice."),
+    click.option("--overwrite", is_flag=True, help="Replace the outputs of an earlier run in --output."),
+)
+
+
+def _listing(opts: dict) -> Listing:
+    methods = tuple(m.strip() for m in opts["methods"].split(",") if m.strip()) if opts["methods"] else None
+    options = ReaderOptions(dataset=opts["dataset_name"], identity_from=opts["identity_from"],
+                            split=opts["split"], compression=opts["compression"], methods=methods,
+                            splits_dir=opts["splits_dir"])
+    layout, listing = read_sources(opts["input_dir"], opts["dataset"], options)
+    click.echo(f"{opts['input_dir']}: read as {layout}, split {opts['split']}: {len(listing.real())} real, "
+               f"{len(listing.manipulated())} manipulated inputs; {len(listing.skipped)} left out")
+    return listing
+
+
+def _crop_config(opts: dict) -> CropConfig:
+    return CropConfig(frames_per_video=opts["frames_per_video"], size=opts["size"], margin=opts["margin"],
+                      detector=DetectorConfig(min_score=opts["min_score"], min_size=opts["min_face_size"],
+                                              all_faces=opts["all_faces"]))
+
+
+def _output_config(opts: dict) -> OutputConfig:
+    return OutputConfig(opts["output"], opts["samples_per_shard"], opts["seed"])
+
+
+def _run(ctx: click.Context, output: OutputConfig, overwrite: bool,
+         build: Callable[[beam.Pipeline], None]) -> None:
+    try:
+        prepare_output(output.directory, overwrite)
+    except OutputExistsError as error:
+        raise click.UsageError(str(error)) from error
+    summary = run_and_summarize(make_pipeline(ctx.args), build)
+    click.echo("\n".join(summary.lines()))
+    if summary.get("samples", "written") == 0:
+        raise click.ClickException("no samples were written: no usable face in the input (see failures.parquet)")
 
 
 @click.group()
@@ -33,25 +118,9 @@ def run() -> None:
 
 
 @run.command("build_bi_shards", context_settings=PASS_THROUGH)
-@click.option("--input", "input_dir", type=click.Path(file_okay=False), default=None,
-              help="Folder of real face videos/images (recursive). Default: the embedded demo.")
+@input_options
 @click.option("--output", default="bi_shards", show_default=True, help="Output folder or URL.")
-@click.option("--dataset", type=click.Choice(sorted(READERS)), default="folder", show_default=True,
-              help="Layout of --input.")
-@click.option("--dataset-name", default=None, help="Dataset field of keys. Default: the input folder's name.")
-@click.option("--identity-from", type=click.Choice(["stem", "parent"]), default="stem", show_default=True,
-              help="Identity of a file: its name, or its parent folder's name (photos/<identity>/...).")
-@click.option("--split", default="train", show_default=True, help="Split recorded for every sample.")
-@click.option("--frames-per-video", type=click.IntRange(1), default=32, show_default=True,
-              help="Evenly spaced frames sampled per video.")
-@click.option("--size", type=click.IntRange(32), default=256, show_default=True, help="Crop side S, px.")
-@click.option("--margin", type=click.FloatRange(1.0), default=1.3, show_default=True,
-              help="Crop side as a multiple of the face box side.")
-@click.option("--min-face-size", type=click.FloatRange(0), default=64.0, show_default=True,
-              help="Drop faces whose detector box is smaller, px.")
-@click.option("--min-score", type=click.FloatRange(0, 1), default=0.5, show_default=True,
-              help="Drop faces below this detector confidence.")
-@click.option("--all-faces", is_flag=True, help="Keep every face of a frame, not only the largest.")
+@crop_options
 @click.option("--neighbours", type=click.IntRange(1), default=100, show_default=True,
               help="k: foreground drawn from the k nearest faces by landmarks.")
 @click.option("--pool-size", type=click.IntRange(1), default=20_000, show_default=True,
@@ -64,42 +133,72 @@ def run() -> None:
 @click.option("--blur-max", type=click.IntRange(1), default=25, show_default=True, help="Largest odd mask blur kernel, px.")
 @click.option("--color-transfer", type=click.Choice(COLOR_TRANSFERS), default="rgb_mean", show_default=True,
               help="Colour correction of the foreground: per-channel RGB mean (paper), Reinhard L*a*b*, or none.")
-@click.option("--samples-per-shard", type=click.IntRange(1), default=1000, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of every random choice.")
-@click.option("--overwrite", is_flag=True, help="Replace the outputs of an earlier run in --output.")
+@output_options
 @click.pass_context
 def build_bi_shards_command(ctx: click.Context, **opts) -> None:
     """Real faces in, Face X-ray blended-image (BI) shards out.
 
-    Writes shard-NNNNNN.tar (WebDataset) and faces / index / failures .parquet to --output.
+    Uses the real videos of --input (for FF++ / Celeb-DF: of --split). Writes
+    shard-NNNNNN.tar (WebDataset) and faces / index / failures .parquet to --output.
     """
     try:
         if opts["input_dir"] is None:
-            sources = demo_sources()
+            sources, skipped = demo_sources(), []
             click.echo("No --input: running on the embedded demo (2 public-domain portraits).")
         else:
-            sources = READERS[opts["dataset"]](opts["input_dir"], ReaderOptions(
-                dataset=opts["dataset_name"], identity_from=opts["identity_from"], split=opts["split"]))
+            listing = _listing(opts)
+            sources, skipped = listing.real(), listing.skipped
+            if not sources:
+                raise InputError(f"no real videos or images to blend in {opts['input_dir']} (split {opts['split']})")
         config = BiShardsConfig(
-            output=opts["output"], frames_per_video=opts["frames_per_video"], size=opts["size"],
-            margin=opts["margin"],
-            detector=DetectorConfig(min_score=opts["min_score"], min_size=opts["min_face_size"],
-                                    all_faces=opts["all_faces"]),
-            neighbours=opts["neighbours"], pool_size=opts["pool_size"],
-            fakes_per_real=opts["fakes_per_real"],
+            output=_output_config(opts), crops=_crop_config(opts), neighbours=opts["neighbours"],
+            pool_size=opts["pool_size"], fakes_per_real=opts["fakes_per_real"],
             blend=BlendParams(deform_std=opts["deform_std"], blur_min=opts["blur_min"],
-                              blur_max=opts["blur_max"], color_transfer=opts["color_transfer"]),
-            samples_per_shard=opts["samples_per_shard"], seed=opts["seed"])
-        prepare_output(config.output, opts["overwrite"])
-    except (InputError, OutputExistsError, ValueError) as error:
+                              blur_max=opts["blur_max"], color_transfer=opts["color_transfer"]))
+    except (InputError, ValueError) as error:
         raise click.UsageError(str(error)) from error
-    click.echo(f"{len(sources)} inputs -> {config.output}")
-    summary = run_and_summarize(make_pipeline(ctx.args),
-                                lambda p: build_bi_shards(p, sources, config))
-    click.echo("\n".join(summary.lines()))
-    if summary.get("samples", "written") == 0:
-        raise click.ClickException(
-            "no samples were written: no usable face in the input (see failures.parquet)")
+    click.echo(f"{len(sources)} inputs -> {config.output.directory}")
+    _run(ctx, config.output, opts["overwrite"], lambda p: build_bi_shards(p, sources, skipped, config))
+
+
+@run.command("build_forgery_shards", context_settings=PASS_THROUGH)
+@input_options
+@click.option("--output", default="forgery_shards", show_default=True, help="Output folder or URL.")
+@crop_options
+@click.option("--masks", type=click.Choice(["diff", "official"]), default="diff", show_default=True,
+              help="Forgery masks from |fake - original|, or the dataset's mask videos where present.")
+@click.option("--diff-smooth", type=click.FloatRange(0), default=5.0, show_default=True,
+              help="Gaussian sigma smoothing the difference, px at 256 px crops.")
+@click.option("--diff-threshold", type=click.FloatRange(0, 255), default=12.0, show_default=True,
+              help="Grey levels of smoothed difference counted as manipulated; 0 = soft normalised mask.")
+@click.option("--mask-cleanup", type=click.IntRange(1), default=5, show_default=True,
+              help="Ellipse size of the mask's morphological opening + closing, px at 256 px.")
+@output_options
+@click.pass_context
+def build_forgery_shards_command(ctx: click.Context, **opts) -> None:
+    """Manipulated videos and their originals in, supervised shards out.
+
+    For FF++ or Celeb-DF: each fake of --split and its original are read at the same
+    frames and cropped with the original's landmarks, so crops are pixel-aligned. Fakes
+    get a forgery mask, its X-ray, the hull and a method id; originals are real samples.
+    """
+    try:
+        if opts["input_dir"] is None:
+            raise InputError("--input is required: a FaceForensics++ or Celeb-DF root")
+        listing = _listing(opts)
+        groups = group_by_original(listing.real(), listing.manipulated())
+        if not groups:
+            raise InputError(f"no manipulated videos with their originals in {opts['input_dir']} "
+                             f"(split {opts['split']}); this pipeline needs an FF++ or Celeb-DF layout")
+        config = ForgeryShardsConfig(
+            output=_output_config(opts), crops=_crop_config(opts),
+            masks=MaskOptions(opts["masks"], opts["diff_smooth"], opts["diff_threshold"], opts["mask_cleanup"]))
+    except (InputError, ValueError) as error:
+        raise click.UsageError(str(error)) from error
+    click.echo(f"{len(groups)} originals with {sum(len(f) for _, f in groups)} manipulated videos "
+               f"-> {config.output.directory}")
+    _run(ctx, config.output, opts["overwrite"],
+         lambda p: build_forgery_shards(p, groups, listing.skipped, config))
 
 
 @main.command()

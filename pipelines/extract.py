@@ -20,6 +20,28 @@ FAILURES = "failures"
 """Tag of the failure-row output of every transform that can drop something."""
 
 
+def dropped(path: str, stage: str, reason: str, frame: int = -1, detail: str = ""):
+    """A failure row on the FAILURES output, counted as Beam counter `dropped/<reason>`."""
+    Metrics.counter("dropped", reason).inc()
+    return beam.pvalue.TaggedOutput(FAILURES, failure(path, stage, reason, frame, detail))
+
+
+def crop_faces(detector: FaceDetector, source: Source, index: int, rgb, size: int, margin: float):
+    """Faces of one frame as aligned `Face` crops, and a failure row (TaggedOutput) for
+    each face dropped, or for the frame when it has no face."""
+    accepted, rejected = detector.detect(rgb)
+    for face in rejected:
+        yield dropped(source.path, "detect", face.reason, index, face.detail)
+    if not accepted and not rejected:
+        yield dropped(source.path, "detect", "no_face", index)
+    for number, face in enumerate(accepted):
+        crop, landmarks, matrix = align_face(rgb, face.landmarks, size, margin)
+        Metrics.counter("faces", "kept").inc()
+        yield Face(key=face_key(source.dataset, source.video, index, number), source=source,
+                   frame=index, box=face.box, score=face.score, landmarks=landmarks, crop=crop,
+                   matrix=matrix)
+
+
 @contextmanager
 def local_file(path: str):
     """A local path for `path`: itself when local, else a temporary copy (OpenCV reads
@@ -42,7 +64,6 @@ class _ExtractFacesFn(beam.DoFn):
         self._size = size
         self._margin = margin
         self._detector: FaceDetector | None = None
-        self._faces = Metrics.counter("faces", "kept")
         self._frames = Metrics.counter("frames", "decoded")
 
     def setup(self):
@@ -52,13 +73,9 @@ class _ExtractFacesFn(beam.DoFn):
         if self._detector is not None:
             self._detector.close()
 
-    def _drop(self, source: Source, stage: str, reason: str, frame: int = -1, detail: str = ""):
-        Metrics.counter("dropped", reason).inc()
-        return beam.pvalue.TaggedOutput(FAILURES, failure(source.path, stage, reason, frame, detail))
-
     def process(self, source: Source):
         if media_kind(source.path) is None:
-            yield self._drop(source, "read", "unsupported_type", detail="not a video or image extension")
+            yield dropped(source.path, "read", "unsupported_type", detail="not a video or image extension")
             return
         decoded = 0
         try:
@@ -66,24 +83,11 @@ class _ExtractFacesFn(beam.DoFn):
                 for index, rgb in read_frames(path, self._frames_per_video):
                     decoded += 1
                     self._frames.inc()
-                    yield from self._faces_in_frame(source, index, rgb)
+                    yield from crop_faces(self._detector, source, index, rgb, self._size, self._margin)
         except DecodeError as error:
-            reason = "truncated" if decoded else "undecodable"
-            yield self._drop(source, "decode", reason, detail=str(error))
+            yield dropped(source.path, "decode", "truncated" if decoded else "undecodable", detail=str(error))
         except OSError as error:
-            yield self._drop(source, "read", "unreadable", detail=f"{type(error).__name__}: {error}")
-
-    def _faces_in_frame(self, source: Source, index: int, rgb):
-        accepted, rejected = self._detector.detect(rgb)
-        for face in rejected:
-            yield self._drop(source, "detect", face.reason, index, face.detail)
-        if not accepted and not rejected:
-            yield self._drop(source, "detect", "no_face", index)
-        for number, face in enumerate(accepted):
-            crop, landmarks, _ = align_face(rgb, face.landmarks, self._size, self._margin)
-            self._faces.inc()
-            yield Face(key=face_key(source.dataset, source.video, index, number), source=source,
-                       frame=index, box=face.box, score=face.score, landmarks=landmarks, crop=crop)
+            yield dropped(source.path, "read", "unreadable", detail=f"{type(error).__name__}: {error}")
 
 
 class ExtractFaces(beam.PTransform):

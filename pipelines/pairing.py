@@ -5,11 +5,10 @@ from dataclasses import dataclass
 
 import apache_beam as beam
 import numpy as np
-from apache_beam.metrics import Metrics
 
 from landmarks.neighbours import CandidatePool, choose_neighbour, k_nearest, normalize_landmarks
-from pipelines.extract import FAILURES
-from pipelines.records import Face, failure
+from pipelines.extract import FAILURES, dropped
+from pipelines.records import Face
 from shards.keys import key_rng, sample_key, stable_hash
 
 
@@ -53,7 +52,6 @@ def _to_pool(entries: list[tuple]) -> CandidatePool:
 class _MatchFn(beam.DoFn):
     def __init__(self, k: int, seed: int):
         self._k, self._seed = k, seed
-        self._unpaired = Metrics.counter("dropped", "no_neighbour")
 
     def process(self, batch: list[tuple[Face, int]], pool: CandidatePool):
         entries = [_pool_entry(face) for face, _ in batch]
@@ -65,10 +63,8 @@ class _MatchFn(beam.DoFn):
             rng = key_rng(self._seed, "neighbour", key)
             chosen = choose_neighbour(row, rng)
             if chosen is None:
-                self._unpaired.inc()
-                yield beam.pvalue.TaggedOutput(FAILURES, failure(
-                    face.source.path, "pair", "no_neighbour", face.frame,
-                    f"{key}: no face of another video and identity in the candidate pool"))
+                yield dropped(face.source.path, "pair", "no_neighbour", face.frame,
+                              f"{key}: no face of another video and identity in the candidate pool")
                 continue
             rank = int(np.flatnonzero(row == chosen)[0])
             yield pool.keys[chosen], (key, face, rank, int((row >= 0).sum()))

@@ -11,7 +11,9 @@ from shards.sample import EncodedSample
 @dataclass(frozen=True)
 class Source:
     """One input file. `video` is a sanitised id, unique within `dataset`; an image is a
-    one-frame video. kind: 'real' or 'manipulated'."""
+    one-frame video. kind: 'real' or 'manipulated'. For a manipulated video: `method`
+    (e.g. 'Deepfakes'), `original` (path of the real video it was made from, frame-aligned)
+    and `mask` (path of the dataset's own mask video, '' if none)."""
 
     path: str
     dataset: str
@@ -20,6 +22,8 @@ class Source:
     split: str = "train"
     kind: str = "real"
     method: str = ""
+    original: str = ""
+    mask: str = ""
 
 
 @dataclass(frozen=True)
@@ -28,6 +32,7 @@ class Face:
 
     box: (4,) float32 x0, y0, x1, y1 detector box, frame px. score: detector confidence.
     landmarks: (68, 2) float32 iBUG points, crop px. crop: (S, S, 3) uint8 RGB.
+    matrix: (2, 3) frame-to-crop affine transform.
     """
 
     key: str
@@ -37,6 +42,7 @@ class Face:
     score: float
     landmarks: np.ndarray
     crop: np.ndarray
+    matrix: np.ndarray
 
     def table_row(self) -> dict:
         """Row of the `faces` table."""

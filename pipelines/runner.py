@@ -75,8 +75,10 @@ class RunSummary:
             f"faces kept       {faces}  ({rate(faces)})",
             f"dropped          {sum(dropped.values())}"
             + "".join(f"\n  {reason:<22}{count}" for reason, count in dropped.items()),
-            f"samples written  {samples}  (real {self.get('samples', 'real')}, "
-            f"blended {self.get('samples', 'blended')}; {rate(samples)})",
+            f"samples written  {samples}  ("
+            + ", ".join(f"{k.split('/', 1)[1]} {v}" for k, v in sorted(self.counters.items())
+                        if k.startswith("samples/") and k != "samples/written")
+            + f"; {rate(samples)})",
             f"shards written   {self.get('shards', 'written')}",
             f"wall time        {self.seconds:.1f} s",
         ]

@@ -8,11 +8,23 @@ import numpy as np
 from apache_beam.metrics import Metrics
 
 from blending.bi import BlendParams, blend
-from blending.masks import hull_mask, quantize
+from blending.masks import hull_mask, quantize, xray
+from pipelines.forgery import ForgeryCrop
 from pipelines.pairing import BlendJob
 from pipelines.records import Face, ShardSample
 from shards.keys import key_rng, sample_key
+from shards.labels import method_id
 from shards.sample import encode_sample
+
+
+def counted(function, name: str):
+    """`function` that also counts its calls as Beam counter `samples/<name>`."""
+    counter = Metrics.counter("samples", name)
+
+    def run(element):
+        counter.inc()
+        return function(element)
+    return run
 
 
 @lru_cache(maxsize=4)
@@ -25,7 +37,8 @@ def _zeros(size: int) -> np.ndarray:
 def _meta(face: Face, kind: str, method: str) -> dict:
     s = face.source
     return {"dataset": s.dataset, "split": s.split, "video": s.video, "identity": s.identity,
-            "frame": face.frame, "kind": kind, "method": method, "path": s.path,
+            "frame": face.frame, "kind": kind, "method": method, "method_id": method_id(method),
+            "path": s.path,
             "box": np.round(face.box, 2).tolist(),
             "landmarks": np.round(face.landmarks, 2).tolist()}
 
@@ -62,6 +75,22 @@ def blended_sample(job: BlendJob, params: BlendParams, seed: int) -> ShardSample
     return ShardSample(encoded, _index_row(job.key, job.background, "blended", 1, "bi", fg.key))
 
 
+def manipulated_sample(forgery: ForgeryCrop) -> ShardSample:
+    """A crop of a manipulated video: label 1, its forgery mask, X-ray 4M(1-M) of the mask
+    (a hard mask is first softened by a 3 x 3 Gaussian, Face X-ray Sec. 3.1), and the hull
+    of the original frame's landmarks."""
+    face = forgery.face
+    key = sample_key(face.key, "fake")
+    size = face.crop.shape[0]
+    method = face.source.method
+    meta = _meta(face, "manipulated", method) | {
+        "key": key, "original_key": sample_key(forgery.original_key, "real"),
+        "mask_source": forgery.mask_source, "mask_area": round(float(forgery.mask.mean()), 5)}
+    encoded = encode_sample(key, face.crop, quantize(xray(forgery.mask)), quantize(forgery.mask),
+                            quantize(hull_mask(face.landmarks, size)), 1, meta)
+    return ShardSample(encoded, _index_row(key, face, "manipulated", 1, method))
+
+
 class SynthesizeSamples(beam.PTransform):
     """(faces, blend jobs) -> ShardSample: one real sample per face, one blended sample
     per job."""
@@ -72,16 +101,7 @@ class SynthesizeSamples(beam.PTransform):
 
     def expand(self, inputs):
         faces, jobs = inputs
-        real_counter = Metrics.counter("samples", "real")
-        blend_counter = Metrics.counter("samples", "blended")
-
-        def counted(fn, counter):
-            def run(element):
-                counter.inc()
-                return fn(element)
-            return run
-
-        reals = faces | "Real" >> beam.Map(counted(real_sample, real_counter))
-        blends = jobs | "Blend" >> beam.Map(counted(
-            lambda job: blended_sample(job, self._params, self._seed), blend_counter))
+        params, seed = self._params, self._seed
+        reals = faces | "Real" >> beam.Map(counted(real_sample, "real"))
+        blends = jobs | "Blend" >> beam.Map(counted(lambda job: blended_sample(job, params, seed), "blended"))
         return (reals, blends) | "AllSamples" >> beam.Flatten()

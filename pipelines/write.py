@@ -8,6 +8,7 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.io.parquetio import WriteToParquet
 from apache_beam.metrics import Metrics
 
+from pipelines.config import OutputConfig
 from pipelines.records import ShardSample
 from shards.keys import stable_hash
 from shards.layout import assign_slots, shard_name
@@ -91,3 +92,19 @@ class WriteTables(beam.PTransform):
                 FileSystems.join(self._directory, name), TABLES[name], num_shards=1,
                 shard_name_template="", file_name_suffix=".parquet")
         return beam.pvalue.PDone(next(iter(tables.values())).pipeline)
+
+
+class WriteOutputs(beam.PTransform):
+    """(faces, samples, [failure-row PCollections]) -> shards + faces/index/failures tables."""
+
+    def __init__(self, output: OutputConfig):
+        super().__init__()
+        self._output = output
+
+    def expand(self, inputs):
+        faces, samples, failures = inputs
+        out = self._output
+        index = samples | "WriteShards" >> WriteShards(out.directory, out.samples_per_shard, out.seed)
+        return {"faces": faces | "FaceRows" >> beam.Map(lambda f: f.table_row()),
+                "index": index,
+                "failures": failures | "AllFailures" >> beam.Flatten()} | "WriteTables" >> WriteTables(out.directory)

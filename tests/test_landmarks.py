@@ -9,7 +9,7 @@ import pytest
 
 from conftest import read_rgb
 from landmarks.align import align_face, apply_affine, fit_similarity
-from landmarks.frames import DecodeError, evenly_spaced, read_frames, read_video_frames
+from landmarks.frames import DecodeError, evenly_spaced, read_frames
 from landmarks.ibug68 import MESH_TO_IBUG68, mesh_to_ibug68
 
 
@@ -104,7 +104,7 @@ def test_evenly_spaced():
 
 def test_sampled_video_frames_equal_sequential_decoding(shared_data):
     path = str(shared_data / "real_videos/liveportrait__d11.mp4")
-    frames = list(read_video_frames(path, 4))
+    frames = list(read_frames(path, 4))
     capture = cv2.VideoCapture(path)
     total = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
     assert [i for i, _ in frames] == evenly_spaced(total, 4)

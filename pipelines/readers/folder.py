@@ -1,48 +1,22 @@
-"""Readers: turn an input location into `Source` records. Pluggable by name (`READERS`)."""
+"""The generic reader: any folder of videos and images (all real), and the embedded demo."""
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
-from landmarks.frames import media_kind
+from pipelines.readers.base import InputError, Listing, ReaderOptions, list_media
 from pipelines.records import Source
 from shards.keys import sanitize
 
 
-class InputError(Exception):
-    """The input location is missing, empty, or not in the expected layout."""
-
-
-@dataclass(frozen=True)
-class ReaderOptions:
-    """identity_from: 'stem' (file name without extension) or 'parent' (the folder that
-    holds the file, as in `photos/<identity>/*.jpg`). split: split given to every source."""
-
-    dataset: str | None = None
-    identity_from: str = "stem"
-    split: str = "train"
-
-
-def list_media(root: str) -> list[str]:
-    """Video and image files below `root`, sorted; symlinked folders are not followed, so a
-    link loop cannot recurse."""
-    if not os.path.isdir(root):
-        raise InputError(f"input folder not found: {root}")
-    found = []
-    for folder, dirs, files in os.walk(root, followlinks=False):
-        dirs.sort()
-        found.extend(os.path.join(folder, f) for f in files if media_kind(f))
-    return sorted(found)
-
-
-def folder_sources(root: str, options: ReaderOptions) -> list[Source]:
-    """Every video and image below `root` as a real source.
+def read_folder(root: str, options: ReaderOptions) -> Listing:
+    """Every video and image below `root` as a real source of split `options.split`.
 
     video id: path relative to `root` without extension; identity: file stem or parent
     folder name (see ReaderOptions).
     """
+    if options.split == "all":
+        raise InputError("a plain folder has no splits: pass --split train|val|test to label it")
     if options.identity_from not in ("stem", "parent"):
         raise InputError(f"identity_from must be 'stem' or 'parent', got {options.identity_from!r}")
     paths = list_media(root)
@@ -56,7 +30,7 @@ def folder_sources(root: str, options: ReaderOptions) -> list[Source]:
         sources.append(Source(path=os.path.abspath(path), dataset=dataset,
                               video=sanitize(relative.with_suffix("").as_posix().replace("/", "-")),
                               identity=identity or relative.stem, split=options.split))
-    return sources
+    return Listing(sources)
 
 
 def demo_sources() -> list[Source]:
@@ -75,8 +49,3 @@ def demo_sources() -> list[Source]:
     return [Source(path=str(path), dataset="demo", video=name, identity=name)
             for name, path in files.items()]
 
-
-READERS: dict[str, Callable[[str, ReaderOptions], list[Source]]] = {
-    "folder": folder_sources,
-}
-"""Dataset readers by name: (input root, options) -> sources."""

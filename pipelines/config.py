@@ -1,0 +1,27 @@
+"""Settings shared by the pipelines: how faces are cropped and how shards are written."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from landmarks.detect import DetectorConfig
+
+
+@dataclass(frozen=True)
+class CropConfig:
+    """frames_per_video: evenly spaced frames used per video. size: crop side S, px.
+    margin: crop side / face-box side. detector: face acceptance thresholds."""
+
+    frames_per_video: int = 32
+    size: int = 256
+    margin: float = 1.3
+    detector: DetectorConfig = DetectorConfig()
+
+
+@dataclass(frozen=True)
+class OutputConfig:
+    """directory: output folder or URL. samples_per_shard: samples per tar (last may be
+    short). seed: seed of every random choice, shard order included."""
+
+    directory: str
+    samples_per_shard: int = 1000
+    seed: int = 0

@@ -1,0 +1,138 @@
+"""ExtractForgeries: (original video, its manipulated videos) -> pixel-aligned crop pairs.
+
+Every video of a group is read at the same frame indices. Faces are found on the original
+frame only, and the same frame-to-crop matrix crops the original, each fake and each
+official mask frame, so the crops are pixel-aligned and go through identical decoding,
+warping and (later) encoding.
+"""
+from __future__ import annotations
+
+from contextlib import ExitStack
+from dataclasses import dataclass, replace
+
+import apache_beam as beam
+import cv2
+import numpy as np
+from apache_beam.metrics import Metrics
+
+from blending.masks import difference_mask
+from landmarks.detect import DetectorConfig, FaceDetector
+from landmarks.frames import DecodeError, evenly_spaced, read_video_frames, video_frame_count
+from pipelines.extract import FAILURES, crop_faces, dropped, local_file
+from pipelines.records import Face, Source
+from shards.keys import face_key
+
+
+@dataclass(frozen=True)
+class MaskOptions:
+    """source: 'diff' (from |fake - original|) or 'official' (the dataset's mask video when
+    there is one, else diff). smooth_sigma (px at 256 px crops, scaled with the crop),
+    threshold (grey levels; 0 = soft normalised difference) and cleanup (px): see
+    `blending.masks.difference_mask`."""
+
+    source: str = "diff"
+    smooth_sigma: float = 5.0
+    threshold: float = 12.0
+    cleanup: int = 5
+
+    def __post_init__(self):
+        if self.source not in ("diff", "official"):
+            raise ValueError(f"mask source must be 'diff' or 'official', got {self.source!r}")
+
+
+@dataclass(frozen=True)
+class ForgeryCrop:
+    """A manipulated face crop: `face` is the fake's Face (crop from the fake frame; box,
+    landmarks and matrix from the original frame); mask (S, S) float32 in [0, 1];
+    mask_source 'diff' or 'official'; original_key: key of the original's face."""
+
+    face: Face
+    mask: np.ndarray
+    mask_source: str
+    original_key: str
+
+
+def _warp(frame: np.ndarray, matrix: np.ndarray, size: int) -> np.ndarray:
+    return cv2.warpAffine(frame, matrix, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
+
+
+class _ExtractForgeriesFn(beam.DoFn):
+    def __init__(self, detector: DetectorConfig, frames_per_video: int, size: int, margin: float,
+                 masks: MaskOptions):
+        self._config, self._frames_per_video = detector, frames_per_video
+        self._size, self._margin, self._masks = size, margin, masks
+        self._detector: FaceDetector | None = None
+
+    def setup(self):
+        self._detector = FaceDetector(self._config)
+
+    def teardown(self):
+        if self._detector is not None:
+            self._detector.close()
+
+    def process(self, group: tuple[Source, list[Source]]):
+        original, fakes = group
+        with ExitStack() as stack:
+            try:
+                local = {s.path: stack.enter_context(local_file(s.path)) for s in (original, *fakes)}
+                counts = {path: video_frame_count(p) for path, p in local.items()}
+            except (DecodeError, OSError) as error:
+                yield dropped(original.path, "decode", "undecodable", detail=f"group of {original.path}: {error}")
+                return
+            indices = evenly_spaced(min(counts.values()), self._frames_per_video)
+            faces: dict[int, Face] = {}
+            try:
+                for index, rgb in read_video_frames(local[original.path], indices):
+                    Metrics.counter("frames", "decoded").inc()
+                    for item in crop_faces(self._detector, original, index, rgb, self._size, self._margin):
+                        if isinstance(item, Face) and item.key.endswith("__f0"):
+                            faces[index] = item
+                        yield item
+            except DecodeError as error:
+                yield dropped(original.path, "decode", "truncated" if faces else "undecodable", detail=str(error))
+            for fake in fakes:
+                yield from self._fake_crops(fake, local[fake.path], faces, stack)
+
+    def _fake_crops(self, fake: Source, path: str, faces: dict[int, Face], stack: ExitStack):
+        indices = sorted(faces)
+        use_official = self._masks.source == "official" and bool(fake.mask)
+        masks = (read_video_frames(stack.enter_context(local_file(fake.mask)), indices)
+                 if use_official else None)
+        scale = self._size / 256
+        try:
+            for index, rgb in read_video_frames(path, indices):
+                original = faces[index]
+                crop = _warp(rgb, original.matrix, self._size)
+                if masks is not None:
+                    mask_index, mask_frame = next(masks)
+                    if mask_index != index:
+                        yield dropped(fake.mask, "decode", "mask_frame_missing", index,
+                                      f"mask video gave frame {mask_index} instead")
+                        continue
+                    grey = cv2.cvtColor(_warp(mask_frame, original.matrix, self._size), cv2.COLOR_RGB2GRAY)
+                    mask = (grey >= 128).astype(np.float32)
+                else:
+                    mask = difference_mask(crop, original.crop, self._masks.smooth_sigma * scale,
+                                           self._masks.threshold, max(1, round(self._masks.cleanup * scale)))
+                Metrics.counter("faces", "manipulated").inc()
+                face = replace(original, key=face_key(fake.dataset, fake.video, index, 0), source=fake, crop=crop)
+                yield ForgeryCrop(face, mask, "official" if use_official else "diff", original.key)
+        except (DecodeError, StopIteration) as error:
+            yield dropped(fake.path, "decode", "truncated", detail=f"{type(error).__name__}: {error}")
+
+
+class ExtractForgeries(beam.PTransform):
+    """(original Source, [manipulated Sources]) -> Face of the original (tag 'faces'),
+    ForgeryCrop (tag 'forgeries') and failure rows (tag FAILURES)."""
+
+    def __init__(self, detector: DetectorConfig, frames_per_video: int, size: int, margin: float,
+                 masks: MaskOptions):
+        super().__init__()
+        self._fn = _ExtractForgeriesFn(detector, frames_per_video, size, margin, masks)
+
+    def expand(self, groups):
+        split = (groups
+                 | "Spread" >> beam.Reshuffle()
+                 | "Extract" >> beam.ParDo(self._fn).with_outputs(FAILURES, main="items"))
+        outputs = split.items | "ByKind" >> beam.Partition(lambda item, _: 0 if isinstance(item, Face) else 1, 2)
+        return {"faces": outputs[0], "forgeries": outputs[1], FAILURES: split[FAILURES]}
