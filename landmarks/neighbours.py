@@ -1,7 +1,7 @@
 """Nearest-neighbour search over normalised landmarks (Face X-ray Sec. 3.2, stage 1).
 
 For each background face: the k nearest candidates by Euclidean distance of normalised
-landmarks, never from the same video or the same identity. Distances come from blocked
+landmarks, never from the same video or the same identity, always from the same split. Distances come from blocked
 matrix products (|q|^2 + |p|^2 - 2 q.p) and `argpartition`, so memory is bounded by
 `block x pool` floats whatever the number of queries.
 """
@@ -31,18 +31,19 @@ def normalize_landmarks(landmarks: np.ndarray) -> np.ndarray:
 class CandidatePool:
     """Faces a foreground may be drawn from.
 
-    keys: (P,) face keys. videos, identities: (P,) int64 group codes (any stable hash).
-    vectors: (P, D) float32 normalised landmarks.
+    keys: (P,) face keys. videos, identities, splits: (P,) int64 group codes (any stable
+    hash). vectors: (P, D) float32 normalised landmarks.
     """
 
     keys: np.ndarray
     videos: np.ndarray
     identities: np.ndarray
+    splits: np.ndarray
     vectors: np.ndarray
 
     def __post_init__(self):
         n = len(self.keys)
-        if not (len(self.videos) == len(self.identities) == len(self.vectors) == n):
+        if not (len(self.videos) == len(self.identities) == len(self.splits) == len(self.vectors) == n):
             raise ValueError("pool arrays differ in length")
 
     def __len__(self) -> int:
@@ -50,10 +51,12 @@ class CandidatePool:
 
 
 def k_nearest(queries: np.ndarray, query_videos: np.ndarray, query_identities: np.ndarray,
-              pool: CandidatePool, k: int, block: int = 2048) -> tuple[np.ndarray, np.ndarray]:
-    """The k nearest pool entries of each query, excluding its own video and identity.
+              query_splits: np.ndarray, pool: CandidatePool, k: int,
+              block: int = 2048) -> tuple[np.ndarray, np.ndarray]:
+    """The k nearest pool entries of each query among those of its split, excluding its
+    own video and identity.
 
-    queries: (Q, D) float32; query_videos, query_identities: (Q,) int64 codes.
+    queries: (Q, D) float32; query_videos, query_identities, query_splits: (Q,) int64 codes.
     Returns indices (Q, k) int64 into the pool, nearest first, and their squared distances
     (Q, k) float32; slots beyond the number of eligible candidates hold -1 and inf.
     Ties are broken by pool index, so the result does not depend on blocking.
@@ -72,7 +75,8 @@ def k_nearest(queries: np.ndarray, query_videos: np.ndarray, query_identities: n
         d = (q ** 2).sum(1)[:, None] + pool_norms[None, :] - 2.0 * (q @ pool_vectors.T)
         np.maximum(d, 0.0, out=d)
         excluded = ((query_videos[start:stop, None] == pool.videos[None, :])
-                    | (query_identities[start:stop, None] == pool.identities[None, :]))
+                    | (query_identities[start:stop, None] == pool.identities[None, :])
+                    | (query_splits[start:stop, None] != pool.splits[None, :]))
         d[excluded] = np.inf
         if k_eff < len(pool):
             candidates = np.argpartition(d, k_eff - 1, axis=1)[:, :k_eff]

@@ -34,19 +34,23 @@ def blends_per_face(face_key: str, fakes_per_real: float, seed: int) -> int:
 
 
 def _pool_entry(face: Face) -> tuple:
+    """(key, video code, identity code, split code, normalised landmarks) of a face."""
     source = face.source
     return (face.key, stable_hash("video", source.dataset, source.video),
-            stable_hash("identity", source.dataset, source.identity),
+            stable_hash("identity", source.dataset, source.identity), stable_hash("split", source.split),
             normalize_landmarks(face.landmarks))
+
+
+def _codes(entries: list[tuple], column: int) -> np.ndarray:
+    return np.array([e[column] for e in entries], np.int64).reshape(-1)
 
 
 def _to_pool(entries: list[tuple]) -> CandidatePool:
     entries = sorted(entries, key=lambda e: e[0])
     return CandidatePool(
-        keys=np.array([e[0] for e in entries], dtype=object),
-        videos=np.array([e[1] for e in entries], np.int64).reshape(-1),
-        identities=np.array([e[2] for e in entries], np.int64).reshape(-1),
-        vectors=np.array([e[3] for e in entries], np.float32).reshape(len(entries), 136))
+        keys=np.array([e[0] for e in entries], dtype=object), videos=_codes(entries, 1),
+        identities=_codes(entries, 2), splits=_codes(entries, 3),
+        vectors=np.array([e[4] for e in entries], np.float32).reshape(len(entries), 136))
 
 
 class _MatchFn(beam.DoFn):
@@ -55,16 +59,16 @@ class _MatchFn(beam.DoFn):
 
     def process(self, batch: list[tuple[Face, int]], pool: CandidatePool):
         entries = [_pool_entry(face) for face, _ in batch]
-        indices, _ = k_nearest(np.stack([e[3] for e in entries]),
-                               np.array([e[1] for e in entries], np.int64),
-                               np.array([e[2] for e in entries], np.int64), pool, self._k)
+        indices, _ = k_nearest(np.stack([e[4] for e in entries]), _codes(entries, 1), _codes(entries, 2),
+                               _codes(entries, 3), pool, self._k)
         for (face, variant), row in zip(batch, indices):
             key = sample_key(face.key, f"bi{variant}")
             rng = key_rng(self._seed, "neighbour", key)
             chosen = choose_neighbour(row, rng)
             if chosen is None:
                 yield dropped(face.source.path, "pair", "no_neighbour", face.frame,
-                              f"{key}: no face of another video and identity in the candidate pool")
+                              f"{key}: no face of another video and identity of split "
+                              f"{face.source.split} in the candidate pool")
                 continue
             rank = int(np.flatnonzero(row == chosen)[0])
             yield pool.keys[chosen], (key, face, rank, int((row >= 0).sum()))
@@ -75,7 +79,7 @@ class PairNeighbours(beam.PTransform):
 
     The candidate pool is `pool_size` faces drawn by a seeded hash of their keys (the same
     pool whatever the worker order); each background face takes one of its `k` nearest
-    pool faces at random, excluding its own video and identity.
+    pool faces of its own split at random, excluding its own video and identity.
     """
 
     def __init__(self, k: int, pool_size: int, fakes_per_real: float, seed: int):

@@ -46,6 +46,6 @@ def contact_sheet(samples: Iterable[dict], side: int = 128) -> np.ndarray:
         raise ValueError("no samples to draw")
     header = np.full((_CAPTION_HEIGHT, rows[0].shape[1], 3), 235, np.uint8)
     for column, name in enumerate(("image", "mask M", "X-ray 4M(1-M)", "hull")):
-        cv2.putText(header, name, (column * side + 4, 16), cv2.FONT_HERSHEY_SIMPLEX, 0.45,
-                    (0, 0, 0), 1, cv2.LINE_AA)
+        cv2.putText(header, name, (column * side + 4, 16), cv2.FONT_HERSHEY_SIMPLEX,
+                    min(0.45, 0.4 * side / 128), (0, 0, 0), 1, cv2.LINE_AA)
     return np.vstack([header, *rows])

@@ -2,6 +2,7 @@
 cleanly when it is absent, as in a user's checkout."""
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -63,3 +64,37 @@ def aligned_faces(shared_data, detector):
         crop, landmarks, _ = align_face(read_rgb(path), found[0].landmarks)
         faces.append((crop, landmarks, path.parent.name))
     return faces
+
+
+def make_ffpp_tree(root: Path, data: Path, splits: dict[str, list[list[str]]],
+                   originals: dict[str, str], fakes: dict[tuple[str, str], str]) -> Path:
+    """A FaceForensics++-shaped tree of symlinks: originals {id: shared path},
+    fakes {(method, 'a_b'): shared path}, split files from `splits`."""
+    youtube = root / "original_sequences/youtube/c23/videos"
+    youtube.mkdir(parents=True)
+    for video_id, path in originals.items():
+        (youtube / f"{video_id}.mp4").symlink_to(data / path)
+    for (method, name), path in fakes.items():
+        folder = root / "manipulated_sequences" / method / "c23/videos"
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / f"{name}.mp4").symlink_to(data / path)
+    (root / "splits").mkdir()
+    for split in ("train", "val", "test"):
+        (root / "splits" / f"{split}.json").write_text(json.dumps(splits.get(split, [])))
+    return root
+
+
+FFPP_ORIGINALS = {"004": "real_videos/ffpp_c23__004.mp4", "519": "real_videos/ffpp_c23__519.mp4",
+                  "100": "real_videos/liveportrait__d0.mp4", "200": "real_videos/liveportrait__d11.mp4",
+                  "300": "real_videos/liveportrait__d12.mp4", "400": "real_videos/liveportrait__d10.mp4"}
+FFPP_FAKES = {("NeuralTextures", "004_982"): "fake_videos/ffpp_c23_NeuralTextures__004_982.mp4",
+              ("Deepfakes", "519_515"): "fake_videos/ffpp_c23_Deepfakes__519_515.mp4"}
+FFPP_SPLITS = {"train": [["004", "982"], ["100", "200"]], "test": [["519", "515"], ["300", "400"]]}
+
+
+@pytest.fixture(scope="session")
+def ffpp_tree(shared_data, tmp_path_factory) -> Path:
+    """Mini FF++: 004 + its NeuralTextures fake and 100, 200 in train; 519 + its Deepfakes
+    fake and 300, 400 in test (the shared FF++ pairs, other ids from other real videos)."""
+    return make_ffpp_tree(tmp_path_factory.mktemp("ffpp"), shared_data, FFPP_SPLITS,
+                          FFPP_ORIGINALS, FFPP_FAKES)
