@@ -50,7 +50,8 @@ class Face:
         return {"key": self.key, "dataset": s.dataset, "split": s.split, "video": s.video,
                 "identity": s.identity, "frame": self.frame, "path": s.path,
                 "box": self.box.astype(np.float32).tolist(), "score": float(self.score),
-                "landmarks": self.landmarks.astype(np.float32).ravel().tolist()}
+                "landmarks": self.landmarks.astype(np.float32).ravel().tolist(),
+                "crop_matrix": self.matrix.astype(np.float32).ravel().tolist()}
 
 
 @dataclass(frozen=True)

@@ -40,6 +40,7 @@ def _meta(face: Face, kind: str, method: str) -> dict:
             "frame": face.frame, "kind": kind, "method": method, "method_id": method_id(method),
             "path": s.path,
             "box": np.round(face.box, 2).tolist(),
+            "crop_matrix": np.round(face.matrix, 6).tolist(),
             "landmarks": np.round(face.landmarks, 2).tolist()}
 
 

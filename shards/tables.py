@@ -10,6 +10,7 @@ FACES = pa.schema([
     ("box", pa.list_(pa.float32(), 4)),           # x0, y0, x1, y1, frame px
     ("score", pa.float32()),
     ("landmarks", pa.list_(pa.float32(), 136)),    # 68 x (x, y), crop px, row-major
+    ("crop_matrix", pa.list_(pa.float32(), 6)),    # 2 x 3 affine, frame px -> crop px, row-major
 ])
 
 INDEX = pa.schema([

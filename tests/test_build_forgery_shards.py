@@ -160,3 +160,37 @@ def test_celebdf_blends_never_pair_two_clips_of_one_identity(shared_data, tmp_pa
         assert blend["foreground"]["identity"] != blend["identity"]
         if blend["identity"] == "id0":   # id0 has two clips; neither may be the other's foreground
             assert blend["foreground"]["video"] not in {"Celeb-real-id0_0000", "Celeb-real-id0_0001"}
+
+
+def _write_mask_video(path, frames: int, size: tuple[int, int], box: tuple[int, int, int, int]) -> None:
+    import cv2
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 25, size)
+    frame = np.zeros((size[1], size[0], 3), np.uint8)
+    x0, y0, x1, y1 = box
+    frame[y0:y1, x0:x1] = 255
+    for _ in range(frames):
+        writer.write(frame)
+    writer.release()
+
+
+def test_official_mask_videos_are_cropped_like_the_frames(shared_data, tmp_path):
+    import cv2
+    root = make_ffpp_tree(tmp_path / "ffpp", shared_data, {"train": [["004", "982"]]},
+                          {"004": FFPP_ORIGINALS["004"]},
+                          {("NeuralTextures", "004_982"): "fake_videos/ffpp_c23_NeuralTextures__004_982.mp4"})
+    masks = root / "manipulated_sequences/NeuralTextures/masks/videos"
+    masks.mkdir(parents=True)
+    box = (640, 200, 780, 330)   # frame px, around 004's mouth and chin
+    _write_mask_video(masks / "004_982.mp4", 309, (1280, 720), box)
+    run("build_forgery_shards", "--input", str(root), "--masks", "official", "--output", str(tmp_path / "out"))
+    fakes = [s for s in read_samples(tmp_path / "out").values() if s["json"]["kind"] == "manipulated"]
+    assert len(fakes) == FRAMES
+    rectangle = np.zeros((720, 1280), np.uint8)
+    rectangle[box[1]:box[3], box[0]:box[2]] = 255
+    for fake in fakes:
+        assert fake["json"]["mask_source"] == "official"
+        matrix = np.array(fake["json"]["crop_matrix"], np.float64)
+        expected = cv2.warpAffine(rectangle, matrix, (256, 256)) >= 128
+        mask = decode_png(fake["mask.png"]) > 0
+        assert expected.sum() > 1000
+        assert (mask & expected).sum() / (mask | expected).sum() > 0.95  # mp4v coding blurs edges slightly
