@@ -201,6 +201,15 @@ def build_forgery_shards_command(ctx: click.Context, **opts) -> None:
          lambda p: build_forgery_shards(p, groups, listing.skipped, config))
 
 
+def _add_trainer_commands() -> None:
+    from trainers.cli import evaluate_command, predict, train
+    for command in (train, evaluate_command, predict):
+        main.add_command(command)
+
+
+_add_trainer_commands()
+
+
 @main.command()
 @click.argument("shards", nargs=-1, required=True)
 @click.option("--out", "out_path", default="preview.png", show_default=True, help="PNG to write.")

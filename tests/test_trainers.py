@@ -1,0 +1,189 @@
+"""Shared training machinery and the Face X-ray family, on CPU with tiny BI shards built
+from shared real videos."""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import tarfile
+import time
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+
+from pipelines.cli import main
+from shards.sample import encode_sample
+from shards.tar import write_tar
+from trainers.data import CorruptCounter, ShardStream, StreamConfig, expand_urls, make_loader
+from trainers.decode import make_decoder
+from trainers.families.xray import FaceXrayNet, linear_decay_last_quarter
+from trainers.loop import TrainConfig, train
+
+TINY = dict(steps=24, batch_size=6, lr=2e-3, image_size=64, samples_per_epoch=36, workers=2,
+            shuffle_buffer=16, eval_every=12, checkpoint_every=12, log_every=4, options={"width": 4})
+
+
+@pytest.fixture(scope="module")
+def bi_shards(shared_data, tmp_path_factory):
+    videos = tmp_path_factory.mktemp("videos")
+    for name in ["liveportrait__d0.mp4", "liveportrait__d11.mp4", "liveportrait__d12.mp4", "liveportrait__d6.mp4"]:
+        (videos / name).symlink_to(shared_data / "real_videos" / name)
+    out = tmp_path_factory.mktemp("bi")
+    result = CliRunner().invoke(main, ["run", "build_bi_shards", "--input", str(videos), "--output", str(out),
+                                       "--frames-per-video", "5", "--samples-per-shard", "10", "--size", "96"],
+                                catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    shards = sorted(str(p) for p in out.glob("shard-*.tar"))
+    assert len(shards) == 4      # 40 samples
+    return shards[:3], shards[3:]
+
+
+def _read_log(path):
+    with open(path) as stream:
+        return list(csv.DictReader(stream))
+
+
+def _params(path):
+    return torch.load(path, weights_only=True)["model"]
+
+
+def test_loss_falls_and_resume_is_exact(bi_shards, tmp_path):
+    train_urls, val_urls = bi_shards
+    straight = tmp_path / "straight"
+    train(TrainConfig("xray", train_urls, str(straight), val_urls, **TINY))
+    losses = [float(r["loss"]) for r in _read_log(straight / "train_log.csv")]
+    assert len(losses) == 6 and np.mean(losses[-2:]) < 0.8 * np.mean(losses[:2])
+    assert (straight / "best.pt").is_file()
+
+    # the same 24-step run, killed right after its step-12 checkpoint, then resumed
+    interrupted = tmp_path / "interrupted"
+    first = TrainConfig("xray", train_urls, str(interrupted), val_urls, **TINY)
+    _train_until(first, 12)
+    assert torch.load(interrupted / "last.pt", weights_only=True)["step"] == 12
+    train(first, resume=True)
+    resumed = _params(interrupted / "last.pt")
+    for name, value in _params(straight / "last.pt").items():
+        assert torch.equal(value, resumed[name]), name
+
+
+def _train_until(config: TrainConfig, stop: int) -> None:
+    """Run `config` but kill it (by exception) right after the checkpoint at `stop`."""
+    import trainers.loop as loop
+
+    original = loop.save_checkpoint
+
+    class Stop(Exception):
+        pass
+
+    def save_then_stop(path, state):
+        original(path, state)
+        if path.endswith("last.pt") and state["step"] >= stop:
+            raise Stop
+
+    loop.save_checkpoint = save_then_stop
+    try:
+        with pytest.raises(Stop):
+            train(config)
+    finally:
+        loop.save_checkpoint = original
+
+
+def test_eval_and_predict_commands(bi_shards, shared_data, tmp_path):
+    train_urls, val_urls = bi_shards
+    run = tmp_path / "run"
+    train(TrainConfig("xray", train_urls, str(run), val_urls, **{**TINY, "steps": 6, "eval_every": 6}))
+    result = CliRunner().invoke(main, ["eval", "--checkpoint", str(run / "best.pt"), "--shards", val_urls[0],
+                                       "--workers", "0"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    report = json.loads((run / "eval.json").read_text())
+    for level in ("frame", "video"):
+        assert set(report[level]) >= {"auc", "ap", "eer", "accuracy", "count"}
+        assert 0 <= report[level]["accuracy"] <= 1
+    assert report["frame"]["count"] == 10 and 0 <= report["frame"]["miou"] <= 1
+    assert list(report["per_method"]) == ["bi"]
+    assert (run / "eval_scores.csv").read_text().count("\n") == 11
+
+    photo = shared_data / "real_photos/grace_hopper/pypi_matplotlib__grace_hopper.jpg"
+    result = CliRunner().invoke(main, ["predict", str(photo), "--checkpoint", str(run / "best.pt"),
+                                       "--out", str(tmp_path / "pred")], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    scores = json.loads((tmp_path / "pred" / "pypi_matplotlib__grace_hopper_scores.json").read_text())
+    assert len(scores["frames"]) == 1 and 0 <= scores["video_score"] <= 1
+    picture = (tmp_path / "pred" / "pypi_matplotlib__grace_hopper_prediction.png")
+    import cv2
+    assert cv2.imread(str(picture)).shape == (64, 3 * 64, 3)
+
+
+def _synthetic_shards(folder, shards: int, per_shard: int) -> list[str]:
+    urls = []
+    for s in range(shards):
+        samples = [encode_sample(f"syn__v{s}__{i:06d}__f0-real", np.full((8, 8, 3), i, np.uint8),
+                                 np.zeros((8, 8), np.uint8), np.zeros((8, 8), np.uint8),
+                                 np.zeros((8, 8), np.uint8), 0, {"video": f"v{s}", "method": "real"})
+                   for i in range(per_shard)]
+        path = folder / f"shard-{s:06d}.tar"
+        with open(path, "wb") as stream:
+            write_tar(stream, samples)
+        urls.append(str(path))
+    return urls
+
+
+def _keys(stream: ShardStream, workers: int) -> list[str]:
+    return [k for batch in make_loader(stream, workers, drop_last=False) for k in batch["key"]]
+
+
+def test_two_ranks_with_two_workers_see_disjoint_samples_covering_the_epoch(tmp_path):
+    urls = _synthetic_shards(tmp_path, shards=8, per_shard=5)
+    decode = make_decoder(("img.png",), 8)
+    config = StreamConfig(tuple(urls), batch_size=5, seed=3, shuffle_buffer=4)
+    seen = [_keys(ShardStream(config, decode, rank=rank, world=2), workers=2) for rank in (0, 1)]
+    assert not set(seen[0]) & set(seen[1])
+    assert sorted(seen[0] + seen[1]) == sorted(f"syn__v{s}__{i:06d}__f0-real" for s in range(8) for i in range(5))
+    # resampled epochs: every rank yields the same number of full batches
+    resampled = StreamConfig(tuple(urls), batch_size=4, seed=3, shuffle_buffer=4, samples_per_epoch=56)
+    counts = [len(list(make_loader(ShardStream(resampled, decode, rank=r, world=2), 2, drop_last=True)))
+              for r in (0, 1)]
+    assert counts == [7, 7]
+
+
+def test_corrupt_members_are_skipped_and_counted_quickly(tmp_path):
+    urls = _synthetic_shards(tmp_path, shards=1, per_shard=6)
+    broken = tmp_path / "broken.tar"
+    with tarfile.open(urls[0]) as source, tarfile.open(broken, "w") as target:
+        for member in source.getmembers():
+            data = source.extractfile(member).read()
+            if member.name.startswith("syn__v0__000002") and member.name.endswith("img.png"):
+                data = b"not a png"
+            member.size = len(data)
+            target.addfile(member, io.BytesIO(data))
+    truncated = tmp_path / "truncated.tar"
+    truncated.write_bytes(open(urls[0], "rb").read()[:3000])
+    corrupt = CorruptCounter()
+    stream = ShardStream(StreamConfig((str(broken), str(truncated)), 2, shuffle_buffer=0),
+                         make_decoder(("img.png",), 8), corrupt=corrupt)
+    start = time.perf_counter()
+    keys = _keys(stream, workers=0)
+    assert time.perf_counter() - start < 1.0
+    # broken.tar gives its 5 good samples; truncated.tar ends inside its first sample
+    assert sorted(keys) == [f"syn__v0__{i:06d}__f0-real" for i in (0, 1, 3, 4, 5)]
+    assert corrupt.count >= 2   # the bad PNG, and the truncated tail
+
+
+def test_face_xray_model_and_schedule():
+    model = FaceXrayNet(18)
+    backbone = sum(p.numel() for p in model.backbone.parameters())
+    assert 9.4e6 < backbone < 9.8e6     # HRNetV2-W18 backbone, ~9.6 M parameters
+    with torch.no_grad():
+        out = model(torch.zeros(1, 3, 256, 256, dtype=torch.uint8))
+    assert out["xray_logits"].shape == (1, 1, 256, 256) and out["class_logits"].shape == (1, 2)
+    optimizer = torch.optim.Adam(model.parameters(), lr=2e-4)
+    schedule = linear_decay_last_quarter(optimizer, 100)
+    factors = [schedule.lr_lambdas[0](s) for s in (0, 74, 75, 90, 100)]
+    assert factors == pytest.approx([1.0, 1.0, 1.0, 0.4, 0.0])
+
+
+def test_expand_urls():
+    assert expand_urls("a/shard-{000000..000002}.tar") == [f"a/shard-00000{i}.tar" for i in range(3)]
+    assert expand_urls(["x.tar", "y-{0..1}.tar"]) == ["x.tar", "y-0.tar", "y-1.tar"]

@@ -1,0 +1,123 @@
+"""`beam train <family>`, `beam eval`, `beam predict`."""
+from __future__ import annotations
+
+import json
+import os
+
+import click
+
+from trainers.families import FAMILIES, Family
+
+
+@click.group()
+def train() -> None:
+    """Train a detector family on shards (streamed; CUDA when present).
+
+    Data-parallel on several GPUs: torchrun --nproc_per_node N $(which beam) train <family> ...
+    """
+
+
+def _train_command(family: Family) -> click.Command:
+    d = family.defaults
+
+    @click.pass_context
+    def command(ctx: click.Context, **opts) -> None:
+        from trainers.loop import TrainConfig, train as run_training
+        options = {o.name: opts.pop(o.name) for o in family.options}
+        resume = opts.pop("resume")
+        config = TrainConfig(family=family.name, train=list(opts.pop("train_urls")), val=list(opts.pop("val_urls")),
+                             options=options, **opts)
+        if resume and not os.path.isfile(os.path.join(config.out, "last.pt")):
+            raise click.UsageError(f"--resume: no checkpoint at {os.path.join(config.out, 'last.pt')}")
+        report = run_training(config, resume=resume)
+        if report:
+            click.echo(json.dumps({"validation": report["frame"], "video": report["video"]}, indent=2))
+        click.echo(f"checkpoints and logs in {config.out}")
+
+    params = [
+        click.Option(["--train", "train_urls"], multiple=True, required=True,
+                     help="Training shards: brace pattern, glob-expanded list or URL (repeatable)."),
+        click.Option(["--val", "val_urls"], multiple=True, help="Validation shards (model selection uses only these)."),
+        click.Option(["--out"], required=True, help="Run folder: last.pt, best.pt, train_log.csv, val_log.csv."),
+        click.Option(["--steps"], type=click.IntRange(1), default=1000, show_default=True),
+        click.Option(["--batch-size"], type=click.IntRange(1), default=None, help=f"Per GPU/process. Default {d.batch_size}."),
+        click.Option(["--lr"], type=float, default=None, help=f"Default {d.lr}."),
+        click.Option(["--image-size"], type=click.IntRange(16), default=None, help=f"Input side, px. Default {d.image_size}."),
+        click.Option(["--samples-per-epoch"], type=click.IntRange(1), default=10_000, show_default=True,
+                     help="Samples per resampled epoch (all processes together)."),
+        click.Option(["--workers"], type=click.IntRange(0), default=2, show_default=True, help="DataLoader workers."),
+        click.Option(["--shuffle-buffer"], type=click.IntRange(0), default=1000, show_default=True),
+        click.Option(["--seed"], type=int, default=0, show_default=True),
+        click.Option(["--eval-every"], type=click.IntRange(1), default=500, show_default=True),
+        click.Option(["--checkpoint-every"], type=click.IntRange(1), default=500, show_default=True),
+        click.Option(["--log-every"], type=click.IntRange(1), default=10, show_default=True),
+        click.Option(["--amp/--no-amp"], default=True, show_default=True, help="bf16 mixed precision on CUDA."),
+        click.Option(["--compile"], is_flag=True, help="torch.compile the model."),
+        click.Option(["--device"], default="auto", show_default=True, help="auto, cpu, cuda, cuda:1, ..."),
+        click.Option(["--resume"], is_flag=True, help="Continue from <out>/last.pt at its step, same data order."),
+    ] + [click.Option([f"--{o.name.replace('_', '-')}", o.name], type=click.Choice(o.choices) if o.choices else o.type,
+                      default=o.default, show_default=True, help=o.help) for o in family.options]
+    return click.Command(family.name, callback=command, params=params, help=family.description)
+
+
+for _family in FAMILIES.values():
+    train.add_command(_train_command(_family))
+
+
+@click.command("eval")
+@click.option("--checkpoint", required=True, help="A checkpoint written by beam train.")
+@click.option("--shards", "shard_urls", multiple=True, required=True, help="Shards to evaluate (repeatable).")
+@click.option("--out", default=None, help="Metrics JSON path. Default: <checkpoint dir>/eval.json.")
+@click.option("--batch-size", type=click.IntRange(1), default=32, show_default=True)
+@click.option("--workers", type=click.IntRange(0), default=2, show_default=True)
+@click.option("--device", default="auto", show_default=True)
+def evaluate_command(checkpoint: str, shard_urls: tuple[str, ...], out: str | None, batch_size: int,
+                     workers: int, device: str) -> None:
+    """Evaluate a checkpoint: frame and video AUC / AP / EER / accuracy (and mIoU for dense
+    families), per-method table; writes metrics JSON and per-sample scores CSV."""
+    import csv
+
+    from trainers.data import expand_urls
+    from trainers.loop import evaluate, pick_device
+    from trainers.predict import load_model
+
+    torch_device = pick_device(device)
+    family, model, state = load_model(checkpoint, torch_device)
+    report = evaluate(model, family, expand_urls(list(shard_urls)), int(state["image_size"]), batch_size,
+                      workers, torch_device)
+    out = out or os.path.join(os.path.dirname(os.path.abspath(checkpoint)), "eval.json")
+    samples = report.pop("samples")
+    with open(out, "w") as stream:
+        json.dump({"checkpoint": checkpoint, "shards": list(shard_urls), **report}, stream, indent=2)
+    with open(os.path.splitext(out)[0] + "_scores.csv", "w", newline="") as stream:
+        writer = csv.DictWriter(stream, ["key", "video", "method", "label", "score"])
+        writer.writeheader()
+        writer.writerows(samples)
+    rows = [("all frames", report["frame"]), ("all videos", report["video"])] + list(report["per_method"].items())
+    click.echo(f"{'':22}{'AUC':>8}{'AP':>8}{'EER':>8}{'acc':>8}{'n':>7}")
+    for name, m in rows:
+        click.echo(f"{name:22}{m['auc']:8.4f}{m['ap']:8.4f}{m['eer']:8.4f}{m['accuracy']:8.4f}{m['count']:7d}")
+    if "miou" in report["frame"]:
+        click.echo(f"mIoU (dense output vs {family.dense_target}): {report['frame']['miou']:.4f}")
+    click.echo(f"wrote {out}")
+
+
+@click.command()
+@click.argument("media", nargs=-1, required=True)
+@click.option("--checkpoint", required=True)
+@click.option("--out", default="predictions", show_default=True, help="Folder for <name>_scores.json and _prediction.png.")
+@click.option("--frames", type=click.IntRange(1), default=32, show_default=True, help="Frames sampled per video.")
+@click.option("--margin", type=click.FloatRange(1.0), default=1.3, show_default=True,
+              help="Crop margin; use the one the training shards were built with.")
+@click.option("--device", default="auto", show_default=True)
+def predict(media: tuple[str, ...], checkpoint: str, out: str, frames: int, margin: float, device: str) -> None:
+    """Score videos or images: fake score per frame, video score, and a picture of the
+    faces with the predicted X-ray (or mask / heatmap) and an overlay."""
+    from trainers.predict import predict_media
+
+    for path in media:
+        try:
+            result = predict_media(checkpoint, path, out, frames, margin, device=device)
+        except ValueError as error:
+            raise click.ClickException(str(error)) from error
+        click.echo(f"{path}: video fake score {result['video_score']:.4f} over {len(result['frames'])} frames")

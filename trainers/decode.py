@@ -1,0 +1,45 @@
+"""Raw shard samples -> tensors, decoded in DataLoader workers."""
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+
+import cv2
+import numpy as np
+import torch
+
+from shards.sample import decode_png
+
+IMAGE_MEMBERS = {"img.png": "image", "xray.png": "xray", "mask.png": "mask", "hull.png": "hull"}
+
+
+def _resize(image: np.ndarray, size: int) -> np.ndarray:
+    if image.shape[0] == size and image.shape[1] == size:
+        return image
+    interpolation = cv2.INTER_AREA if image.shape[0] > size else cv2.INTER_LINEAR
+    return cv2.resize(image, (size, size), interpolation=interpolation)
+
+
+def make_decoder(members: tuple[str, ...], size: int) -> Callable[[dict], dict]:
+    """Decoder of the given image `members` (of IMAGE_MEMBERS), resized to size x size.
+
+    Returns dict: image (3, S, S) uint8; xray / mask / hull (1, S, S) uint8 (those asked
+    for); label int64 (cls); method_id int64; key, video, method str. Raises on corrupt
+    members, which the stream counts and skips."""
+    unknown = set(members) - set(IMAGE_MEMBERS)
+    if unknown:
+        raise ValueError(f"unknown members {sorted(unknown)}")
+
+    def decode(sample: dict) -> dict:
+        meta = json.loads(sample["json"])
+        out = {"label": torch.tensor(int(sample["cls"]), dtype=torch.int64),
+               "method_id": torch.tensor(int(meta.get("method_id", -1)), dtype=torch.int64),
+               "key": sample["__key__"], "video": f"{meta.get('dataset', '')}/{meta.get('video', '')}",
+               "method": meta.get("method", "")}
+        for member in members:
+            image = _resize(decode_png(sample[member]), size)
+            tensor = torch.from_numpy(np.ascontiguousarray(image))
+            out[IMAGE_MEMBERS[member]] = tensor.permute(2, 0, 1) if tensor.ndim == 3 else tensor[None]
+        return out
+
+    return decode
