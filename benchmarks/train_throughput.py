@@ -56,8 +56,8 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=4)
     args = parser.parse_args()
     device = pick_device("auto")
-    family = get_family(args.family)
-    model = family.build({"width": args.width}).to(device).train()
+    family = get_family(args.family, {"width": args.width} if args.family == "xray" else {})
+    model = family.build().to(device).train()
     optimizer = family.optimizer(model.parameters(), family.defaults.lr)
     members = tuple(dict.fromkeys(family.members))
     size, batch_size = args.image_size, args.batch_size

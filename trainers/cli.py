@@ -17,13 +17,13 @@ def train() -> None:
     """
 
 
-def _train_command(family: Family) -> click.Command:
+def _train_command(family: type[Family]) -> click.Command:
     d = family.defaults
 
     @click.pass_context
     def command(ctx: click.Context, **opts) -> None:
         from trainers.loop import TrainConfig, train as run_training
-        options = {o.name: opts.pop(o.name) for o in family.options}
+        options = {o.name: opts.pop(o.name) for o in family.OPTIONS}
         resume = opts.pop("resume")
         config = TrainConfig(family=family.name, train=list(opts.pop("train_urls")), val=list(opts.pop("val_urls")),
                              options=options, **opts)
@@ -56,7 +56,7 @@ def _train_command(family: Family) -> click.Command:
         click.Option(["--device"], default="auto", show_default=True, help="auto, cpu, cuda, cuda:1, ..."),
         click.Option(["--resume"], is_flag=True, help="Continue from <out>/last.pt at its step, same data order."),
     ] + [click.Option([f"--{o.name.replace('_', '-')}", o.name], type=click.Choice(o.choices) if o.choices else o.type,
-                      default=o.default, show_default=True, help=o.help) for o in family.options]
+                      default=o.default, show_default=True, help=o.help) for o in family.OPTIONS]
     return click.Command(family.name, callback=command, params=params, help=family.description)
 
 

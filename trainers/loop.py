@@ -157,7 +157,7 @@ def evaluate(model: torch.nn.Module, family: Family, urls: list[str], image_size
     model.train()
     if not labels:
         raise ValueError(f"no samples could be read from {urls[:3]}...")
-    report = evaluation_report(np.array(labels), np.array(scores), videos, methods)
+    report = evaluation_report(np.array(labels), np.array(scores), videos, methods, family.decision_threshold)
     report["loss"] = sum(losses) / len(labels)
     if ious:
         report["frame"]["miou"] = float(np.mean(ious))
@@ -177,7 +177,7 @@ def train(config: TrainConfig, resume: bool = False) -> dict:
     """Train `config.family`; returns the last validation report (or {}). Writes
     <out>/last.pt, <out>/best.pt (best on validation), <out>/train_log.csv (means over
     each logging window) and <out>/val_log.csv."""
-    family = get_family(config.family)
+    family = get_family(config.family, config.options)
     config = config.resolved(family)
     device = pick_device(config.device)
     ddp = init_distributed(str(device))
@@ -187,7 +187,7 @@ def train(config: TrainConfig, resume: bool = False) -> dict:
         torch.cuda.set_device(device)
     torch.manual_seed(config.seed)
 
-    model = family.build(config.options).to(device)
+    model = family.build().to(device)
     optimizer = family.optimizer(model.parameters(), config.lr)
     scheduler = family.scheduler(optimizer, config.steps)
     step, best = 0, -math.inf
@@ -218,7 +218,7 @@ def train(config: TrainConfig, resume: bool = False) -> dict:
     def checkpoint(path: str) -> None:
         save_checkpoint(path, {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
                                "scheduler": scheduler.state_dict(), "step": step, "best": best,
-                               "family": family.name, "options": dict(config.options),
+                               "family": family.name, "options": dict(family.options),
                                "image_size": config.image_size, "config": {k: v for k, v in asdict(config).items()
                                                                             if k != "options"}})
 
@@ -230,6 +230,7 @@ def train(config: TrainConfig, resume: bool = False) -> dict:
                              skip_batches=skip, corrupt=corrupt)
         for batch in make_loader(stream, config.workers, drop_last=True):
             batch = to_device(batch, device)
+            batch = family.augment(batch, torch.Generator(device).manual_seed(config.seed * 1_000_003 + step))
             with autocast(device, config.amp):
                 outputs = runner(batch["image"])
             loss, parts = family.loss(outputs, batch)

@@ -71,10 +71,10 @@ def accuracy(labels, scores, threshold: float = 0.5) -> float:
     return float(((scores >= threshold).astype(int) == labels).mean())
 
 
-def binary_metrics(labels, scores) -> dict[str, float]:
-    """AUC, AP, EER and accuracy at 0.5 of fake scores (label 1 = fake)."""
+def binary_metrics(labels, scores, threshold: float = 0.5) -> dict[str, float]:
+    """AUC, AP, EER, and accuracy at `threshold`, of fake scores (label 1 = fake)."""
     return {"auc": roc_auc(labels, scores), "ap": average_precision(labels, scores),
-            "eer": equal_error_rate(labels, scores), "accuracy": accuracy(labels, scores),
+            "eer": equal_error_rate(labels, scores), "accuracy": accuracy(labels, scores, threshold),
             "count": int(len(np.ravel(labels)))}
 
 
@@ -100,17 +100,19 @@ def video_level(labels, scores, videos) -> tuple[np.ndarray, np.ndarray]:
     return video_labels, video_scores
 
 
-def per_method(labels, scores, methods) -> dict[str, dict[str, float]]:
+def per_method(labels, scores, methods, threshold: float = 0.5) -> dict[str, dict[str, float]]:
     """For each fake method: metrics of its fakes against all real samples."""
     labels, scores = _check(labels, scores)
     methods = np.asarray(methods)
     real = labels == 0
-    return {method: binary_metrics(labels[real | (methods == method)], scores[real | (methods == method)])
+    return {method: binary_metrics(labels[real | (methods == method)], scores[real | (methods == method)], threshold)
             for method in sorted(set(methods[labels == 1]))}
 
 
-def evaluation_report(labels, scores, videos, methods) -> dict:
-    """Frame-level, video-level and per-method metrics of one evaluation pass."""
+def evaluation_report(labels, scores, videos, methods, threshold: float = 0.5) -> dict:
+    """Frame-level, video-level and per-method metrics of one evaluation pass; accuracy
+    counts scores >= `threshold` as fake."""
     video_labels, video_scores = video_level(labels, scores, videos)
-    return {"frame": binary_metrics(labels, scores), "video": binary_metrics(video_labels, video_scores),
-            "per_method": per_method(labels, scores, methods)}
+    return {"frame": binary_metrics(labels, scores, threshold),
+            "video": binary_metrics(video_labels, video_scores, threshold),
+            "per_method": per_method(labels, scores, methods, threshold)}

@@ -21,8 +21,11 @@ from trainers.loop import pick_device
 def load_model(checkpoint_path: str, device: torch.device) -> tuple[Family, nn.Module, dict]:
     """(family, model in eval mode on `device`, checkpoint) from a training checkpoint."""
     state = load_checkpoint(checkpoint_path)
-    family = get_family(state["family"])
-    model = family.build({**state["options"], "pretrained": ""})
+    options = dict(state["options"])
+    if "pretrained" in options:
+        options["pretrained"] = ""  # the checkpoint holds the trained weights
+    family = get_family(state["family"], options)
+    model = family.build()
     model.load_state_dict(state["model"])
     return family, model.to(device).eval(), state
 

@@ -4,11 +4,13 @@ from __future__ import annotations
 from trainers.families.base import Family
 from trainers.families.xray import FaceXray
 
-FAMILIES: dict[str, Family] = {family.name: family for family in (FaceXray(),)}
+FAMILIES: dict[str, type[Family]] = {family.name: family for family in (FaceXray,)}
 
 
-def get_family(name: str) -> Family:
+def get_family(name: str, options: dict | None = None) -> Family:
+    """The family `name` bound to `options` (its defaults for those not given)."""
     try:
-        return FAMILIES[name]
+        family = FAMILIES[name]
     except KeyError:
         raise ValueError(f"unknown family {name!r}; registered: {', '.join(FAMILIES)}") from None
+    return family(options)

@@ -39,20 +39,40 @@ class ModelOption:
 
 
 class Family(ABC):
-    """A detector family. Outputs of `model(images)` are a dict of tensors; `loss`,
-    `scores` and `dense` read it. `members` are the shard members a batch needs."""
+    """A detector family, bound to its option values (`self.options`, keyed by the names
+    in `OPTIONS`). Outputs of `model(images)` are a dict of tensors; `loss`, `scores` and
+    `dense` read it. `members` are the shard members a batch needs."""
 
     name: str
     description: str
     members: tuple[str, ...]
     defaults: FamilyDefaults
-    options: tuple[ModelOption, ...] = ()
+    OPTIONS: tuple[ModelOption, ...] = ()
     dense_target: str | None = None
     """Batch field the dense output is compared with (mIoU), None for image-level families."""
 
+    def __init__(self, options: dict | None = None):
+        given = dict(options or {})
+        unknown = set(given) - {o.name for o in self.OPTIONS}
+        if unknown:
+            raise ValueError(f"{self.name}: unknown options {sorted(unknown)}")
+        self.options = {o.name: given.get(o.name, o.default) for o in self.OPTIONS}
+        for option in self.OPTIONS:
+            if option.choices and self.options[option.name] not in option.choices:
+                raise ValueError(f"{self.name}: --{option.name} must be one of {option.choices}")
+
+    @property
+    def decision_threshold(self) -> float:
+        """Score at or above which an image is called fake (accuracy)."""
+        return 0.5
+
+    def augment(self, batch: dict, generator: torch.Generator) -> dict:
+        """Training-time batch transform (on the device); identity by default."""
+        return batch
+
     @abstractmethod
-    def build(self, options: dict) -> nn.Module:
-        """The model; `options` holds the values of `self.options`."""
+    def build(self) -> nn.Module:
+        """The model."""
 
     @abstractmethod
     def loss(self, outputs: dict, batch: dict) -> tuple[torch.Tensor, dict[str, float]]:

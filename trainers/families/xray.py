@@ -53,18 +53,18 @@ class FaceXray(Family):
     description = "Face X-ray: HRNet X-ray prediction + classifier on the X-ray (Li et al. 2020)"
     members = ("img.png", "xray.png")
     defaults = FamilyDefaults(batch_size=32, lr=2e-4, image_size=256)
-    options = (
+    OPTIONS = (
         ModelOption("width", int, 18, "HRNet width: 18 (W18) or 48 (W48); other values for experiments"),
         ModelOption("pretrained", str, "", "local HRNet ImageNet checkpoint to start the backbone from"),
     )
     dense_target = "xray"
 
-    def build(self, options: dict) -> nn.Module:
-        model = FaceXrayNet(int(options.get("width", 18)))
-        if options.get("pretrained"):
-            missing, _ = load_backbone_weights(model.backbone, options["pretrained"])
+    def build(self) -> nn.Module:
+        model = FaceXrayNet(int(self.options["width"]))
+        if self.options["pretrained"]:
+            missing, _ = load_backbone_weights(model.backbone, self.options["pretrained"])
             if missing:
-                raise ValueError(f"{options['pretrained']} lacks {len(missing)} backbone weights, e.g. {missing[:3]}")
+                raise ValueError(f"{self.options['pretrained']} lacks {len(missing)} backbone weights, e.g. {missing[:3]}")
         return model
 
     def loss(self, outputs: dict, batch: dict) -> tuple[torch.Tensor, dict[str, float]]:

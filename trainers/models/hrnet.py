@@ -12,58 +12,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-_BN_MOMENTUM = 0.1
-
-
-def _conv3x3(inputs: int, outputs: int, stride: int = 1) -> nn.Conv2d:
-    return nn.Conv2d(inputs, outputs, 3, stride, 1, bias=False)
-
-
-class BasicBlock(nn.Module):
-    expansion = 1
-
-    def __init__(self, inputs: int, planes: int, stride: int = 1, downsample: nn.Module | None = None):
-        super().__init__()
-        self.conv1, self.bn1 = _conv3x3(inputs, planes, stride), nn.BatchNorm2d(planes, momentum=_BN_MOMENTUM)
-        self.conv2, self.bn2 = _conv3x3(planes, planes), nn.BatchNorm2d(planes, momentum=_BN_MOMENTUM)
-        self.downsample = downsample
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = F.relu(self.bn1(self.conv1(x)))
-        out = self.bn2(self.conv2(out))
-        return F.relu(out + (self.downsample(x) if self.downsample is not None else x))
-
-
-class Bottleneck(nn.Module):
-    expansion = 4
-
-    def __init__(self, inputs: int, planes: int, stride: int = 1, downsample: nn.Module | None = None):
-        super().__init__()
-        self.conv1, self.bn1 = nn.Conv2d(inputs, planes, 1, bias=False), nn.BatchNorm2d(planes, momentum=_BN_MOMENTUM)
-        self.conv2, self.bn2 = _conv3x3(planes, planes, stride), nn.BatchNorm2d(planes, momentum=_BN_MOMENTUM)
-        self.conv3 = nn.Conv2d(planes, planes * 4, 1, bias=False)
-        self.bn3 = nn.BatchNorm2d(planes * 4, momentum=_BN_MOMENTUM)
-        self.downsample = downsample
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = F.relu(self.bn1(self.conv1(x)))
-        out = F.relu(self.bn2(self.conv2(out)))
-        out = self.bn3(self.conv3(out))
-        return F.relu(out + (self.downsample(x) if self.downsample is not None else x))
-
-
-def _blocks(block: type, inputs: int, planes: int, count: int) -> nn.Sequential:
-    downsample = None
-    if inputs != planes * block.expansion:
-        downsample = nn.Sequential(nn.Conv2d(inputs, planes * block.expansion, 1, bias=False),
-                                   nn.BatchNorm2d(planes * block.expansion, momentum=_BN_MOMENTUM))
-    layers = [block(inputs, planes, downsample=downsample)]
-    layers += [block(planes * block.expansion, planes) for _ in range(count - 1)]
-    return nn.Sequential(*layers)
-
+from trainers.models.blocks import BN_MOMENTUM, BasicBlock, Bottleneck, conv3x3, residual_blocks
 
 def _conv_bn(inputs: int, outputs: int, stride: int, relu: bool) -> nn.Sequential:
-    layers = [_conv3x3(inputs, outputs, stride), nn.BatchNorm2d(outputs, momentum=_BN_MOMENTUM)]
+    layers = [conv3x3(inputs, outputs, stride), nn.BatchNorm2d(outputs, momentum=BN_MOMENTUM)]
     return nn.Sequential(*layers, nn.ReLU(inplace=True)) if relu else nn.Sequential(*layers)
 
 
@@ -73,14 +25,14 @@ class HighResolutionModule(nn.Module):
 
     def __init__(self, widths: list[int], blocks: int):
         super().__init__()
-        self.branches = nn.ModuleList(_blocks(BasicBlock, w, w, blocks) for w in widths)
+        self.branches = nn.ModuleList(residual_blocks(BasicBlock, w, w, blocks) for w in widths)
         self.fuse_layers = nn.ModuleList()
         for i, target in enumerate(widths):
             row = nn.ModuleList()
             for j, source in enumerate(widths):
                 if j > i:
                     row.append(nn.Sequential(nn.Conv2d(source, target, 1, bias=False),
-                                             nn.BatchNorm2d(target, momentum=_BN_MOMENTUM)))
+                                             nn.BatchNorm2d(target, momentum=BN_MOMENTUM)))
                 elif j == i:
                     row.append(nn.Identity())
                 else:
@@ -124,9 +76,9 @@ class HRNet(nn.Module):
     def __init__(self, width: int = 18):
         super().__init__()
         self.width = width
-        self.conv1, self.bn1 = _conv3x3(3, 64, 2), nn.BatchNorm2d(64, momentum=_BN_MOMENTUM)
-        self.conv2, self.bn2 = _conv3x3(64, 64, 2), nn.BatchNorm2d(64, momentum=_BN_MOMENTUM)
-        self.layer1 = _blocks(Bottleneck, 64, 64, 4)
+        self.conv1, self.bn1 = conv3x3(3, 64, 2), nn.BatchNorm2d(64, momentum=BN_MOMENTUM)
+        self.conv2, self.bn2 = conv3x3(64, 64, 2), nn.BatchNorm2d(64, momentum=BN_MOMENTUM)
+        self.layer1 = residual_blocks(Bottleneck, 64, 64, 4)
         widths = [width * 2 ** i for i in range(4)]
         self.transition1 = _transition([256], widths[:2])
         self.stage2 = nn.Sequential(*[HighResolutionModule(widths[:2], 4) for _ in range(1)])
