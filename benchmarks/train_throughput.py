@@ -57,7 +57,7 @@ def main() -> None:
     args = parser.parse_args()
     device = pick_device("auto")
     family = get_family(args.family, {"width": args.width} if args.family == "xray" else {})
-    model = family.build().to(device).train()
+    model = family.build(args.image_size).to(device).train()
     optimizer = family.optimizer(model.parameters(), family.defaults.lr)
     members = tuple(dict.fromkeys(family.members))
     size, batch_size = args.image_size, args.batch_size

@@ -98,3 +98,20 @@ def ffpp_tree(shared_data, tmp_path_factory) -> Path:
     fake and 300, 400 in test (the shared FF++ pairs, other ids from other real videos)."""
     return make_ffpp_tree(tmp_path_factory.mktemp("ffpp"), shared_data, FFPP_SPLITS,
                           FFPP_ORIGINALS, FFPP_FAKES)
+
+
+@pytest.fixture(scope="session")
+def forgery_shards(ffpp_tree, tmp_path_factory) -> tuple[list[str], list[str]]:
+    """Supervised shards from the shared FF++ pairs (both splits): 12 frames of 004 /
+    NeuralTextures and 519 / Deepfakes, 96 px crops, 12 samples a shard; (train, val) URLs."""
+    from click.testing import CliRunner
+
+    from pipelines.cli import main
+    out = tmp_path_factory.mktemp("forgery_shards")
+    result = CliRunner().invoke(main, ["run", "build_forgery_shards", "--input", str(ffpp_tree), "--split", "all",
+                                       "--frames-per-video", "12", "--size", "96", "--samples-per-shard", "12",
+                                       "--output", str(out)], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    shards = sorted(str(p) for p in out.glob("shard-*.tar"))
+    assert len(shards) == 4
+    return shards[:3], shards[3:]

@@ -17,6 +17,15 @@ def train() -> None:
     """
 
 
+def _model_option(option) -> click.Option:
+    flag = option.name.replace("_", "-")
+    if option.type is bool:
+        return click.Option([f"--{flag}/--no-{flag}", option.name], default=option.default, show_default=True,
+                            help=option.help)
+    return click.Option([f"--{flag}", option.name], type=click.Choice(option.choices) if option.choices else option.type,
+                        default=option.default, show_default=True, help=option.help)
+
+
 def _train_command(family: type[Family]) -> click.Command:
     d = family.defaults
 
@@ -53,10 +62,12 @@ def _train_command(family: type[Family]) -> click.Command:
         click.Option(["--log-every"], type=click.IntRange(1), default=10, show_default=True),
         click.Option(["--amp/--no-amp"], default=True, show_default=True, help="bf16 mixed precision on CUDA."),
         click.Option(["--compile"], is_flag=True, help="torch.compile the model."),
+        click.Option(["--postprocess"], default="none", show_default=True,
+                     help="Training-time image degradation (AMTEN Table IX): none, mix, jpeg:70, jpeg2000:4, "
+                          "median:5, mean:3, gaussian:7, gamma:1.4, upscale:10, downscale:25."),
         click.Option(["--device"], default="auto", show_default=True, help="auto, cpu, cuda, cuda:1, ..."),
         click.Option(["--resume"], is_flag=True, help="Continue from <out>/last.pt at its step, same data order."),
-    ] + [click.Option([f"--{o.name.replace('_', '-')}", o.name], type=click.Choice(o.choices) if o.choices else o.type,
-                      default=o.default, show_default=True, help=o.help) for o in family.OPTIONS]
+    ] + [_model_option(o) for o in family.OPTIONS]
     return click.Command(family.name, callback=command, params=params, help=family.description)
 
 
@@ -70,9 +81,11 @@ for _family in FAMILIES.values():
 @click.option("--out", default=None, help="Metrics JSON path. Default: <checkpoint dir>/eval.json.")
 @click.option("--batch-size", type=click.IntRange(1), default=32, show_default=True)
 @click.option("--workers", type=click.IntRange(0), default=2, show_default=True)
+@click.option("--postprocess", default="none", show_default=True,
+              help="Degrade the images first (robustness test): none, mix, jpeg:70, median:5, ...")
 @click.option("--device", default="auto", show_default=True)
 def evaluate_command(checkpoint: str, shard_urls: tuple[str, ...], out: str | None, batch_size: int,
-                     workers: int, device: str) -> None:
+                     workers: int, postprocess: str, device: str) -> None:
     """Evaluate a checkpoint: frame and video AUC / AP / EER / accuracy (and mIoU for dense
     families), per-method table; writes metrics JSON and per-sample scores CSV."""
     import csv
@@ -84,11 +97,12 @@ def evaluate_command(checkpoint: str, shard_urls: tuple[str, ...], out: str | No
     torch_device = pick_device(device)
     family, model, state = load_model(checkpoint, torch_device)
     report = evaluate(model, family, expand_urls(list(shard_urls)), int(state["image_size"]), batch_size,
-                      workers, torch_device)
+                      workers, torch_device, postprocessing=postprocess)
     out = out or os.path.join(os.path.dirname(os.path.abspath(checkpoint)), "eval.json")
     samples = report.pop("samples")
     with open(out, "w") as stream:
-        json.dump({"checkpoint": checkpoint, "shards": list(shard_urls), **report}, stream, indent=2)
+        json.dump({"checkpoint": checkpoint, "shards": list(shard_urls), "postprocess": postprocess, **report},
+                  stream, indent=2)
     with open(os.path.splitext(out)[0] + "_scores.csv", "w", newline="") as stream:
         writer = csv.DictWriter(stream, ["key", "video", "method", "label", "score"])
         writer.writeheader()

@@ -8,6 +8,8 @@ import cv2
 import numpy as np
 import torch
 
+from blending.postprocess import parse_spec, postprocess
+from shards.keys import key_rng
 from shards.sample import decode_png
 
 IMAGE_MEMBERS = {"img.png": "image", "xray.png": "xray", "mask.png": "mask", "hull.png": "hull"}
@@ -20,15 +22,20 @@ def _resize(image: np.ndarray, size: int) -> np.ndarray:
     return cv2.resize(image, (size, size), interpolation=interpolation)
 
 
-def make_decoder(members: tuple[str, ...], size: int) -> Callable[[dict], dict]:
+def make_decoder(members: tuple[str, ...], size: int, postprocessing: str = "none",
+                 seed: int = 0) -> Callable[[dict], dict]:
     """Decoder of the given image `members` (of IMAGE_MEMBERS), resized to size x size.
 
+    postprocessing: a `blending.postprocess` spec ('none', 'mix', 'jpeg:70', ...) applied
+    to the image before resizing (robustness training / testing); each sample's random
+    draw is seeded from `seed` and its key.
     Returns dict: image (3, S, S) uint8; xray / mask / hull (1, S, S) uint8 (those asked
     for); label int64 (cls); method_id int64; key, video, method str. Raises on corrupt
     members, which the stream counts and skips."""
     unknown = set(members) - set(IMAGE_MEMBERS)
     if unknown:
         raise ValueError(f"unknown members {sorted(unknown)}")
+    parse_spec(postprocessing)  # fail early on a bad spec
 
     def decode(sample: dict) -> dict:
         meta = json.loads(sample["json"])
@@ -37,7 +44,10 @@ def make_decoder(members: tuple[str, ...], size: int) -> Callable[[dict], dict]:
                "key": sample["__key__"], "video": f"{meta.get('dataset', '')}/{meta.get('video', '')}",
                "method": meta.get("method", "")}
         for member in members:
-            image = _resize(decode_png(sample[member]), size)
+            image = decode_png(sample[member])
+            if member == "img.png" and postprocessing != "none":
+                image, _ = postprocess(image, postprocessing, key_rng(seed, "postprocess", sample["__key__"]))
+            image = _resize(image, size)
             tensor = torch.from_numpy(np.ascontiguousarray(image))
             out[IMAGE_MEMBERS[member]] = tensor.permute(2, 0, 1) if tensor.ndim == 3 else tensor[None]
         return out

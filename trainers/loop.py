@@ -29,7 +29,9 @@ class TrainConfig:
     """family: registered family name. train, val: shard URL patterns. out: run folder.
     steps: optimiser steps in all. samples_per_epoch: samples per (resampled) epoch over
     all ranks. eval_every / checkpoint_every: steps. amp: mixed precision on CUDA.
-    compile: torch.compile the model. options: the family's model options."""
+    compile: torch.compile the model. postprocess: training-time post-processing of the
+    images ('none', 'mix', 'jpeg:70', ...; see blending.postprocess). options: the family's
+    model options."""
 
     family: str
     train: list[str]
@@ -48,6 +50,7 @@ class TrainConfig:
     log_every: int = 10
     amp: bool = True
     compile: bool = False
+    postprocess: str = "none"
     options: dict = field(default_factory=dict)
     device: str = "auto"
 
@@ -130,12 +133,13 @@ class CsvLog:
 
 @torch.no_grad()
 def evaluate(model: torch.nn.Module, family: Family, urls: list[str], image_size: int, batch_size: int,
-             workers: int, device: torch.device, amp: bool = True) -> dict:
+             workers: int, device: torch.device, amp: bool = True, postprocessing: str = "none") -> dict:
     """One pass over `urls`: evaluation_report (frame, video, per-method), mean loss, mIoU
     of the dense output against the family's dense target (when it has one), and the
-    per-sample scores."""
+    per-sample scores. `postprocessing` degrades the images first (robustness tests)."""
     members = tuple(dict.fromkeys(family.members))
-    stream = ShardStream(StreamConfig(tuple(urls), batch_size, shuffle_buffer=0), make_decoder(members, image_size))
+    stream = ShardStream(StreamConfig(tuple(urls), batch_size, shuffle_buffer=0),
+                         make_decoder(members, image_size, postprocessing))
     model.eval()
     labels, scores, videos, methods, keys, losses, ious = [], [], [], [], [], [], []
     for batch in make_loader(stream, workers, drop_last=False):
@@ -187,7 +191,7 @@ def train(config: TrainConfig, resume: bool = False) -> dict:
         torch.cuda.set_device(device)
     torch.manual_seed(config.seed)
 
-    model = family.build().to(device)
+    model = family.build(config.image_size).to(device)
     optimizer = family.optimizer(model.parameters(), config.lr)
     scheduler = family.scheduler(optimizer, config.steps)
     step, best = 0, -math.inf
@@ -202,7 +206,7 @@ def train(config: TrainConfig, resume: bool = False) -> dict:
         if ddp.world > 1 else model
     runner = torch.compile(trained) if config.compile else trained
 
-    decode = make_decoder(tuple(dict.fromkeys(family.members)), config.image_size)
+    decode = make_decoder(tuple(dict.fromkeys(family.members)), config.image_size, config.postprocess, config.seed)
     stream_config = StreamConfig(tuple(expand_urls(config.train)), config.batch_size, config.seed,
                                  config.shuffle_buffer, config.samples_per_epoch)
     corrupt = CorruptCounter()

@@ -25,7 +25,7 @@ def load_model(checkpoint_path: str, device: torch.device) -> tuple[Family, nn.M
     if "pretrained" in options:
         options["pretrained"] = ""  # the checkpoint holds the trained weights
     family = get_family(state["family"], options)
-    model = family.build()
+    model = family.build(int(state["image_size"]))
     model.load_state_dict(state["model"])
     return family, model.to(device).eval(), state
 

@@ -1,10 +1,14 @@
 """Registry of detector families: `beam train <name>`."""
 from __future__ import annotations
 
+from trainers.families.amten import Amten
 from trainers.families.base import Family
+from trainers.families.local_features import LocalFeatures
+from trainers.families.patch import Patch
+from trainers.families.segmentation import Segmentation
 from trainers.families.xray import FaceXray
 
-FAMILIES: dict[str, type[Family]] = {family.name: family for family in (FaceXray,)}
+FAMILIES: dict[str, type[Family]] = {family.name: family for family in (FaceXray, Amten, Segmentation, Patch, LocalFeatures)}
 
 
 def get_family(name: str, options: dict | None = None) -> Family:

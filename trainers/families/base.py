@@ -71,8 +71,8 @@ class Family(ABC):
         return batch
 
     @abstractmethod
-    def build(self) -> nn.Module:
-        """The model."""
+    def build(self, image_size: int) -> nn.Module:
+        """The model, for square inputs of `image_size` px."""
 
     @abstractmethod
     def loss(self, outputs: dict, batch: dict) -> tuple[torch.Tensor, dict[str, float]]:

@@ -59,7 +59,7 @@ class FaceXray(Family):
     )
     dense_target = "xray"
 
-    def build(self) -> nn.Module:
+    def build(self, image_size: int) -> nn.Module:
         model = FaceXrayNet(int(self.options["width"]))
         if self.options["pretrained"]:
             missing, _ = load_backbone_weights(model.backbone, self.options["pretrained"])

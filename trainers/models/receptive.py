@@ -24,18 +24,26 @@ def _linearised(module: nn.Module) -> nn.Module:
     return model
 
 
-def receptive_field(module: nn.Module, input_size: int = 256) -> int:
-    """Side in px of the input region that the centre output unit depends on.
+def receptive_span(module: nn.Module, input_size: int, index: int | None = None) -> tuple[int, int]:
+    """(first, last) input row, inclusive, that output position (index, index) depends on
+    (default: the centre output position).
 
-    The input is all ones and every weight positive, so every activation is positive and
-    functional ReLUs pass gradients too; max-pools must be nn.MaxPool2d layers (they become
-    average pools, whose gradient reaches the whole window)."""
+    Measured on a linearised copy: the input is all ones and every weight positive, so
+    every activation is positive and functional ReLUs pass gradients too; max-pools must
+    be nn.MaxPool2d layers (they become average pools, whose gradient reaches the whole
+    window)."""
     model = _linearised(module)
     x = torch.ones(1, 3, input_size, input_size, requires_grad=True)
     out = model(x)
     out = out[0] if isinstance(out, (list, tuple)) else out
     out = out if torch.is_tensor(out) else next(iter(out.values()))
-    out[0, :, out.shape[2] // 2, out.shape[3] // 2].sum().backward()
-    rows = torch.nonzero(x.grad[0].abs().sum(0).sum(1)).flatten()
-    cols = torch.nonzero(x.grad[0].abs().sum(0).sum(0)).flatten()
-    return int(max(rows.max() - rows.min(), cols.max() - cols.min()) + 1)
+    index = out.shape[2] // 2 if index is None else index
+    out[0, :, index, index].sum().backward()
+    rows = torch.nonzero(x.grad[0].abs().sum((0, 2))).flatten()
+    return int(rows.min()), int(rows.max())
+
+
+def receptive_field(module: nn.Module, input_size: int = 256) -> int:
+    """Side in px of the input region that the centre output unit depends on."""
+    first, last = receptive_span(module, input_size)
+    return last - first + 1

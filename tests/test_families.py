@@ -1,0 +1,120 @@
+"""The four other detector families: architectures against their papers, and each one
+learning on tiny forgery shards on CPU."""
+from __future__ import annotations
+
+import csv
+
+import numpy as np
+import pytest
+import torch
+
+from trainers.decode import make_decoder
+from trainers.families import FAMILIES, get_family
+from trainers.loop import TrainConfig, train
+from trainers.models.amten import AMTENnet
+from trainers.models.local_features import LocalFeatureNet, receptive_field_centres
+from trainers.models.patch import RECEPTIVE_FIELDS, PatchClassifier
+from trainers.models.receptive import receptive_field, receptive_span
+from trainers.models.segmentation import SEGMENTATION_NETS
+
+
+def test_amten_layer_outputs_match_table_1():
+    net = AMTENnet(classes=2, input_size=128)
+    shapes = []
+    for layer in net.hfe:
+        if isinstance(layer, (torch.nn.Conv2d, torch.nn.MaxPool2d)):
+            layer.register_forward_hook(lambda m, i, o: shapes.append((type(m).__name__, tuple(o.shape[1:]))))
+    x = torch.zeros(1, 3, 128, 128)
+    traces = net.amten(x)
+    assert traces.shape[1:] == (15, 128, 128)       # F_reu = [F2 (6), F_mt (3), [F1, F_mt] (6)]
+    net(x)
+    assert shapes == [("Conv2d", (24, 128, 128)), ("MaxPool2d", (24, 64, 64)), ("Conv2d", (48, 62, 62)),
+                      ("MaxPool2d", (48, 31, 31)), ("Conv2d", (64, 29, 29)), ("MaxPool2d", (64, 14, 14)),
+                      ("Conv2d", (128, 14, 14)), ("MaxPool2d", (128, 7, 7))]
+    linear = [m for m in net.classifier if isinstance(m, torch.nn.Linear)]
+    assert [(m.in_features, m.out_features) for m in linear] == [(7 * 7 * 128, 300), (300, 300), (300, 2)]
+    assert sum(isinstance(m, torch.nn.BatchNorm2d) for m in net.hfe) == 3
+    assert not any(isinstance(m, (torch.nn.ReLU, torch.nn.MaxPool2d)) for m in net.amten.modules())
+
+
+def test_amten_residual_is_conv1_minus_input():
+    net = AMTENnet()
+    x = torch.randn(1, 3, 16, 16)
+    traces = net.amten(x)[:, 6:9]
+    torch.testing.assert_close(traces, net.amten.conv1(x) - x)
+
+
+def test_local_feature_net_receptive_field_parameters_and_label_centres():
+    net = LocalFeatureNet(heads=("fake",))
+    assert receptive_field(net.features, 128) == 33
+    parameters = sum(p.numel() for p in net.parameters())
+    assert 0.9e6 < parameters < 1.1e6
+    convs = [m for m in net.features if isinstance(m, torch.nn.Conv2d)]
+    assert len(convs) == 8 and all(c.padding == (0, 0) and c.stride == (1, 1) for c in convs)
+    assert sum(isinstance(m, torch.nn.MaxPool2d) for m in net.features) == 1
+    # the label of output position i is read at the centre of its receptive field
+    for i in (0, 7, 30):
+        first, last = receptive_span(net.features, 96, i)
+        assert last - first + 1 == 33
+        assert (first + last) / 2 == receptive_field_centres(31)[i] == 16 + 2 * i
+
+
+@pytest.mark.parametrize("trunk", sorted(RECEPTIVE_FIELDS))
+def test_patch_receptive_fields_are_as_stated(trunk):
+    assert receptive_field(PatchClassifier(trunk), 400) == RECEPTIVE_FIELDS[trunk]
+
+
+def test_segmentation_nets_give_full_resolution_logits():
+    x = torch.zeros(2, 3, 64, 64)
+    counts = {}
+    for name, constructor in SEGMENTATION_NETS.items():
+        net = constructor().eval()
+        assert net(x).shape == (2, 1, 64, 64), name
+        counts[name] = sum(p.numel() for p in net.parameters())
+    assert counts["vgg3"] < counts["vgg5"] < counts["vgg8"] and counts["unet4x"] < counts["unet8x"]
+    assert 20e6 < counts["xception"] < 21.5e6      # Xception's 20.8 M feature parameters + 1 x 1 head
+    assert counts["mesoinception4"] < 20_000
+
+
+def test_family_options_are_validated():
+    with pytest.raises(ValueError, match="unknown options"):
+        get_family("patch", {"depth": 3})
+    with pytest.raises(ValueError, match="must be one of"):
+        get_family("segmentation", {"arch": "resnet"})
+    assert set(FAMILIES) == {"xray", "amten", "segmentation", "patch", "local"}
+
+
+LEARNING = [("amten", {}, 1e-2), ("amten", {"classes": "methods"}, 1e-2), ("segmentation", {"arch": "vgg5"}, 1e-3),
+            ("segmentation", {"arch": "fn3", "crop_size": 80}, 1e-3), ("patch", {"trunk": "resnet18-layer1"}, 1e-3),
+            ("local", {}, 1e-3), ("local", {"fake_mask": "cvm", "face_head": True}, 1e-3)]
+
+
+@pytest.mark.parametrize("family,options,lr", LEARNING, ids=[f"{f}-{'-'.join(map(str, o.values()))}" for f, o, _ in LEARNING])
+def test_each_family_learns_on_tiny_forgery_shards(forgery_shards, tmp_path, family, options, lr):
+    train_urls, val_urls = forgery_shards
+    out = tmp_path / "run"
+    train(TrainConfig(family, train_urls, str(out), val_urls, steps=60, batch_size=12, lr=lr, image_size=96,
+                      samples_per_epoch=36, workers=0, shuffle_buffer=36, eval_every=60, checkpoint_every=60,
+                      log_every=10, options=options))
+    with open(out / "train_log.csv") as stream:
+        losses = [float(row["loss"]) for row in csv.DictReader(stream)]
+    assert losses[-1] < 0.8 * losses[0], losses
+    with open(out / "val_log.csv") as stream:
+        validation = list(csv.DictReader(stream))[-1]
+    assert 0 <= float(validation["val_auc"]) <= 1 and int(validation["val_count"]) == 12
+    if get_family(family, options).dense_target:
+        assert 0 <= float(validation["val_miou"]) <= 1
+
+
+def test_postprocessing_is_applied_per_sample_by_the_decoder(forgery_shards):
+    import tarfile
+    from webdataset.tariterators import group_by_keys, tar_file_expander
+    url = forgery_shards[1][0]
+    sample = next(group_by_keys(tar_file_expander([{"url": url, "stream": open(url, "rb")}])))
+    plain = make_decoder(("img.png",), 96)(sample)["image"]
+    degraded = make_decoder(("img.png",), 96, "jpeg:60")(sample)["image"]
+    mixed = [make_decoder(("img.png",), 96, "mix", seed=3)(sample)["image"] for _ in range(2)]
+    assert degraded.shape == plain.shape and not torch.equal(degraded, plain)
+    assert torch.equal(mixed[0], mixed[1])
+    with pytest.raises(ValueError):
+        make_decoder(("img.png",), 96, "blur:3")
