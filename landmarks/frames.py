@@ -81,6 +81,7 @@ def read_video_frames(path: str, indices: list[int]) -> Iterator[tuple[int, np.n
     capture = cv2.VideoCapture(path)
     if not capture.isOpened():
         raise DecodeError("no video stream could be opened")
+    capture.set(cv2.CAP_PROP_ORIENTATION_AUTO, 1)  # apply rotation metadata (phone videos)
     try:
         index, decoded = -1, 0
         for target in indices:

@@ -34,10 +34,11 @@ def build_bi_shards(pipeline: beam.Pipeline, sources: list[Source], skipped: lis
     crops, seed = config.crops, config.output.seed
     extracted = (pipeline
                  | "ReadSources" >> beam.Create(sources)
-                 | "ExtractFaces" >> ExtractFaces(crops.detector, crops.frames_per_video, crops.size, crops.margin))
+                 | "ExtractFaces" >> ExtractFaces(crops.detector, crops.frames_per_video, crops.size, crops.margin,
+                                                  config.output.fail_fast))
     faces = extracted.faces
     paired = faces | "PairNeighbours" >> PairNeighbours(config.neighbours, config.pool_size,
-                                                        config.fakes_per_real, seed)
+                                                        config.fakes_per_real, seed, config.output.fail_fast)
     samples = (faces, paired["jobs"]) | "SynthesizeBlends" >> SynthesizeSamples(config.blend, seed)
     skipped_rows = pipeline | "ReaderSkipped" >> beam.Create(skipped)
     (faces, samples, (skipped_rows, extracted[FAILURES], paired[FAILURES])) \

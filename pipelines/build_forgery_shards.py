@@ -39,7 +39,8 @@ def build_forgery_shards(pipeline: beam.Pipeline, groups: list[tuple[Source, lis
     extracted = (pipeline
                  | "ReadGroups" >> beam.Create(groups)
                  | "ExtractForgeries" >> ExtractForgeries(crops.detector, crops.frames_per_video,
-                                                          crops.size, crops.margin, config.masks))
+                                                          crops.size, crops.margin, config.masks,
+                                                          config.output.fail_fast))
     reals = extracted["faces"] | "Real" >> beam.Map(counted(real_sample, "real"))
     fakes = extracted["forgeries"] | "Manipulated" >> beam.Map(counted(manipulated_sample, "manipulated"))
     samples = (reals, fakes) | "AllSamples" >> beam.Flatten()

@@ -65,6 +65,12 @@ output_options = _options(
     click.option("--samples-per-shard", type=click.IntRange(1), default=1000, show_default=True),
     click.option("--seed", type=int, default=0, show_default=True, help="Seed of every random choice."),
     click.option("--overwrite", is_flag=True, help="Replace the outputs of an earlier run in --output."),
+    click.option("--resume", is_flag=True,
+                 help="Complete an interrupted run in --output (same inputs and options): finished shards are "
+                      "kept, the rest written; the result equals an uninterrupted run."),
+    click.option("--fail-fast", is_flag=True,
+                 help="Stop at the first input or face that would be dropped, instead of recording it in "
+                      "failures.parquet."),
 )
 
 
@@ -86,16 +92,30 @@ def _crop_config(opts: dict) -> CropConfig:
 
 
 def _output_config(opts: dict) -> OutputConfig:
-    return OutputConfig(opts["output"], opts["samples_per_shard"], opts["seed"])
+    if opts["resume"] and opts["overwrite"]:
+        raise InputError("--resume and --overwrite exclude each other")
+    return OutputConfig(opts["output"], opts["samples_per_shard"], opts["seed"], opts["resume"], opts["fail_fast"])
+
+
+def _fail_fast_on_skipped(skipped: list[dict]) -> None:
+    if skipped:
+        first = skipped[0]
+        raise InputError(f"--fail-fast: {first['path']}: {first['stage']}/{first['reason']}: {first['detail']}")
 
 
 def _run(ctx: click.Context, output: OutputConfig, overwrite: bool,
          build: Callable[[beam.Pipeline], None]) -> None:
     try:
-        prepare_output(output.directory, overwrite)
+        prepare_output(output.directory, overwrite, output.resume)
     except OutputExistsError as error:
         raise click.UsageError(str(error)) from error
-    summary = run_and_summarize(make_pipeline(ctx.args), build)
+    try:
+        summary = run_and_summarize(make_pipeline(ctx.args), build)
+    except Exception as error:  # noqa: BLE001 - Beam wraps worker exceptions in its own types
+        if output.fail_fast and "InputFailure" in f"{type(error).__name__} {error}":
+            message = str(error).split("InputFailure: ")[-1].splitlines()[0]
+            raise click.ClickException(f"--fail-fast: {message}") from error
+        raise
     click.echo("\n".join(summary.lines()))
     if summary.get("samples", "written") == 0:
         raise click.ClickException("no samples were written: no usable face in the input (see failures.parquet)")
@@ -148,6 +168,8 @@ def build_bi_shards_command(ctx: click.Context, **opts) -> None:
         else:
             listing = _listing(opts)
             sources, skipped = listing.real(), listing.skipped
+            if opts["fail_fast"]:
+                _fail_fast_on_skipped(skipped)
             if not sources:
                 raise InputError(f"no real videos or images to blend in {opts['input_dir']} (split {opts['split']})")
         config = BiShardsConfig(
@@ -186,6 +208,8 @@ def build_forgery_shards_command(ctx: click.Context, **opts) -> None:
         if opts["input_dir"] is None:
             raise InputError("--input is required: a FaceForensics++ or Celeb-DF root")
         listing = _listing(opts)
+        if opts["fail_fast"]:
+            _fail_fast_on_skipped(listing.skipped)
         groups = group_by_original(listing.real(), listing.manipulated())
         if not groups:
             raise InputError(f"no manipulated videos with their originals in {opts['input_dir']} "

@@ -20,8 +20,12 @@ class CropConfig:
 @dataclass(frozen=True)
 class OutputConfig:
     """directory: output folder or URL. samples_per_shard: samples per tar (last may be
-    short). seed: seed of every random choice, shard order included."""
+    short). seed: seed of every random choice, shard order included. resume: keep shards
+    an interrupted run completed (they are final: written whole, then renamed) and write
+    the rest. fail_fast: the first dropped input or face stops the run."""
 
     directory: str
     samples_per_shard: int = 1000
     seed: int = 0
+    resume: bool = False
+    fail_fast: bool = False

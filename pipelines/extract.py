@@ -20,20 +20,29 @@ FAILURES = "failures"
 """Tag of the failure-row output of every transform that can drop something."""
 
 
-def dropped(path: str, stage: str, reason: str, frame: int = -1, detail: str = ""):
-    """A failure row on the FAILURES output, counted as Beam counter `dropped/<reason>`."""
+class InputFailure(Exception):
+    """Raised instead of writing a failure row when the run is --fail-fast."""
+
+
+def dropped(path: str, stage: str, reason: str, frame: int = -1, detail: str = "", fail_fast: bool = False):
+    """A failure row on the FAILURES output, counted as Beam counter `dropped/<reason>`;
+    with `fail_fast`, an InputFailure instead."""
     Metrics.counter("dropped", reason).inc()
+    if fail_fast:
+        raise InputFailure(f"{path}: {stage}/{reason}" + (f" at frame {frame}" if frame >= 0 else "")
+                           + (f": {detail}" if detail else ""))
     return beam.pvalue.TaggedOutput(FAILURES, failure(path, stage, reason, frame, detail))
 
 
-def crop_faces(detector: FaceDetector, source: Source, index: int, rgb, size: int, margin: float):
+def crop_faces(detector: FaceDetector, source: Source, index: int, rgb, size: int, margin: float,
+               fail_fast: bool = False):
     """Faces of one frame as aligned `Face` crops, and a failure row (TaggedOutput) for
     each face dropped, or for the frame when it has no face."""
     accepted, rejected = detector.detect(rgb)
     for face in rejected:
-        yield dropped(source.path, "detect", face.reason, index, face.detail)
+        yield dropped(source.path, "detect", face.reason, index, face.detail, fail_fast)
     if not accepted and not rejected:
-        yield dropped(source.path, "detect", "no_face", index)
+        yield dropped(source.path, "detect", "no_face", index, fail_fast=fail_fast)
     for number, face in enumerate(accepted):
         crop, landmarks, matrix = align_face(rgb, face.landmarks, size, margin)
         Metrics.counter("faces", "kept").inc()
@@ -58,8 +67,8 @@ def local_file(path: str):
 
 
 class _ExtractFacesFn(beam.DoFn):
-    def __init__(self, detector: DetectorConfig, frames_per_video: int, size: int, margin: float):
-        self._config = detector
+    def __init__(self, detector: DetectorConfig, frames_per_video: int, size: int, margin: float, fail_fast: bool):
+        self._config, self._fail_fast = detector, fail_fast
         self._frames_per_video = frames_per_video
         self._size = size
         self._margin = margin
@@ -74,8 +83,14 @@ class _ExtractFacesFn(beam.DoFn):
             self._detector.close()
 
     def process(self, source: Source):
+        fail_fast = self._fail_fast
         if media_kind(source.path) is None:
-            yield dropped(source.path, "read", "unsupported_type", detail="not a video or image extension")
+            yield dropped(source.path, "read", "unsupported_type", detail="not a video or image extension",
+                          fail_fast=fail_fast)
+            return
+        if "://" not in source.path and not os.access(source.path, os.R_OK):
+            yield dropped(source.path, "read", "unreadable", detail="no read permission, or a dangling link",
+                          fail_fast=fail_fast)
             return
         decoded = 0
         try:
@@ -83,11 +98,13 @@ class _ExtractFacesFn(beam.DoFn):
                 for index, rgb in read_frames(path, self._frames_per_video):
                     decoded += 1
                     self._frames.inc()
-                    yield from crop_faces(self._detector, source, index, rgb, self._size, self._margin)
+                    yield from crop_faces(self._detector, source, index, rgb, self._size, self._margin, fail_fast)
         except DecodeError as error:
-            yield dropped(source.path, "decode", "truncated" if decoded else "undecodable", detail=str(error))
+            yield dropped(source.path, "decode", "truncated" if decoded else "undecodable", detail=str(error),
+                          fail_fast=fail_fast)
         except OSError as error:
-            yield dropped(source.path, "read", "unreadable", detail=f"{type(error).__name__}: {error}")
+            yield dropped(source.path, "read", "unreadable", detail=f"{type(error).__name__}: {error}",
+                          fail_fast=fail_fast)
 
 
 class ExtractFaces(beam.PTransform):
@@ -97,9 +114,10 @@ class ExtractFaces(beam.PTransform):
     used. MediaPipe loads once per worker (DoFn.setup).
     """
 
-    def __init__(self, detector: DetectorConfig, frames_per_video: int, size: int, margin: float):
+    def __init__(self, detector: DetectorConfig, frames_per_video: int, size: int, margin: float,
+                 fail_fast: bool = False):
         super().__init__()
-        self._fn = _ExtractFacesFn(detector, frames_per_video, size, margin)
+        self._fn = _ExtractFacesFn(detector, frames_per_video, size, margin, fail_fast)
 
     def expand(self, sources):
         return (sources

@@ -58,8 +58,8 @@ def _warp(frame: np.ndarray, matrix: np.ndarray, size: int) -> np.ndarray:
 
 class _ExtractForgeriesFn(beam.DoFn):
     def __init__(self, detector: DetectorConfig, frames_per_video: int, size: int, margin: float,
-                 masks: MaskOptions):
-        self._config, self._frames_per_video = detector, frames_per_video
+                 masks: MaskOptions, fail_fast: bool):
+        self._config, self._frames_per_video, self._fail_fast = detector, frames_per_video, fail_fast
         self._size, self._margin, self._masks = size, margin, masks
         self._detector: FaceDetector | None = None
 
@@ -77,19 +77,22 @@ class _ExtractForgeriesFn(beam.DoFn):
                 local = {s.path: stack.enter_context(local_file(s.path)) for s in (original, *fakes)}
                 counts = {path: video_frame_count(p) for path, p in local.items()}
             except (DecodeError, OSError) as error:
-                yield dropped(original.path, "decode", "undecodable", detail=f"group of {original.path}: {error}")
+                yield dropped(original.path, "decode", "undecodable", detail=f"group of {original.path}: {error}",
+                              fail_fast=self._fail_fast)
                 return
             indices = evenly_spaced(min(counts.values()), self._frames_per_video)
             faces: dict[int, Face] = {}
             try:
                 for index, rgb in read_video_frames(local[original.path], indices):
                     Metrics.counter("frames", "decoded").inc()
-                    for item in crop_faces(self._detector, original, index, rgb, self._size, self._margin):
+                    for item in crop_faces(self._detector, original, index, rgb, self._size, self._margin,
+                                           self._fail_fast):
                         if isinstance(item, Face) and item.key.endswith("__f0"):
                             faces[index] = item
                         yield item
             except DecodeError as error:
-                yield dropped(original.path, "decode", "truncated" if faces else "undecodable", detail=str(error))
+                yield dropped(original.path, "decode", "truncated" if faces else "undecodable", detail=str(error),
+                              fail_fast=self._fail_fast)
             for fake in fakes:
                 yield from self._fake_crops(fake, local[fake.path], faces, stack)
 
@@ -107,7 +110,7 @@ class _ExtractForgeriesFn(beam.DoFn):
                     mask_index, mask_frame = next(masks)
                     if mask_index != index:
                         yield dropped(fake.mask, "decode", "mask_frame_missing", index,
-                                      f"mask video gave frame {mask_index} instead")
+                                      f"mask video gave frame {mask_index} instead", self._fail_fast)
                         continue
                     grey = cv2.cvtColor(_warp(mask_frame, original.matrix, self._size), cv2.COLOR_RGB2GRAY)
                     mask = (grey >= 128).astype(np.float32)
@@ -118,7 +121,8 @@ class _ExtractForgeriesFn(beam.DoFn):
                 face = replace(original, key=face_key(fake.dataset, fake.video, index, 0), source=fake, crop=crop)
                 yield ForgeryCrop(face, mask, "official" if use_official else "diff", original.key)
         except (DecodeError, StopIteration) as error:
-            yield dropped(fake.path, "decode", "truncated", detail=f"{type(error).__name__}: {error}")
+            yield dropped(fake.path, "decode", "truncated", detail=f"{type(error).__name__}: {error}",
+                          fail_fast=self._fail_fast)
 
 
 class ExtractForgeries(beam.PTransform):
@@ -126,9 +130,9 @@ class ExtractForgeries(beam.PTransform):
     ForgeryCrop (tag 'forgeries') and failure rows (tag FAILURES)."""
 
     def __init__(self, detector: DetectorConfig, frames_per_video: int, size: int, margin: float,
-                 masks: MaskOptions):
+                 masks: MaskOptions, fail_fast: bool = False):
         super().__init__()
-        self._fn = _ExtractForgeriesFn(detector, frames_per_video, size, margin, masks)
+        self._fn = _ExtractForgeriesFn(detector, frames_per_video, size, margin, masks, fail_fast)
 
     def expand(self, groups):
         split = (groups

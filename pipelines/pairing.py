@@ -54,8 +54,8 @@ def _to_pool(entries: list[tuple]) -> CandidatePool:
 
 
 class _MatchFn(beam.DoFn):
-    def __init__(self, k: int, seed: int):
-        self._k, self._seed = k, seed
+    def __init__(self, k: int, seed: int, fail_fast: bool):
+        self._k, self._seed, self._fail_fast = k, seed, fail_fast
 
     def process(self, batch: list[tuple[Face, int]], pool: CandidatePool):
         entries = [_pool_entry(face) for face, _ in batch]
@@ -68,7 +68,7 @@ class _MatchFn(beam.DoFn):
             if chosen is None:
                 yield dropped(face.source.path, "pair", "no_neighbour", face.frame,
                               f"{key}: no face of another video and identity of split "
-                              f"{face.source.split} in the candidate pool")
+                              f"{face.source.split} in the candidate pool", self._fail_fast)
                 continue
             rank = int(np.flatnonzero(row == chosen)[0])
             yield pool.keys[chosen], (key, face, rank, int((row >= 0).sum()))
@@ -82,10 +82,10 @@ class PairNeighbours(beam.PTransform):
     pool faces of its own split at random, excluding its own video and identity.
     """
 
-    def __init__(self, k: int, pool_size: int, fakes_per_real: float, seed: int):
+    def __init__(self, k: int, pool_size: int, fakes_per_real: float, seed: int, fail_fast: bool = False):
         super().__init__()
         self._k, self._pool_size = k, pool_size
-        self._fakes_per_real, self._seed = fakes_per_real, seed
+        self._fakes_per_real, self._seed, self._fail_fast = fakes_per_real, seed, fail_fast
 
     def expand(self, faces):
         seed = self._seed
@@ -98,7 +98,7 @@ class PairNeighbours(beam.PTransform):
                    | "Jobs" >> beam.FlatMap(lambda f: [(f, v) for v in range(
                        blends_per_face(f.key, self._fakes_per_real, seed))])
                    | "Batch" >> beam.BatchElements(min_batch_size=16, max_batch_size=512)
-                   | "Match" >> beam.ParDo(_MatchFn(self._k, seed), pool=beam.pvalue.AsSingleton(pool))
+                   | "Match" >> beam.ParDo(_MatchFn(self._k, seed, self._fail_fast), pool=beam.pvalue.AsSingleton(pool))
                    .with_outputs(FAILURES, main="matched"))
         crops = faces | "ByKey" >> beam.Map(lambda f: (f.key, f))
         jobs = ({"foreground": crops, "jobs": matched.matched}

@@ -39,13 +39,18 @@ def previous_outputs(directory: str) -> list[str]:
     return sorted(m.path for result in FileSystems.match(patterns) for m in result.metadata_list)
 
 
-def prepare_output(directory: str, overwrite: bool) -> None:
-    """Create `directory`; refuse (or with `overwrite`, delete) an earlier run's outputs."""
+def prepare_output(directory: str, overwrite: bool, resume: bool = False) -> None:
+    """Create `directory`. An earlier run's outputs there are refused, or deleted
+    (`overwrite`), or with `resume` its finished shards are kept and everything else
+    (temporary files, tables) is deleted."""
     existing = previous_outputs(directory)
-    if existing and not overwrite:
+    if existing and not (overwrite or resume):
         raise OutputExistsError(
             f"{directory} already holds {len(existing)} output files of an earlier run "
-            f"(e.g. {existing[0]}); pass --overwrite to replace them or choose another --output")
+            f"(e.g. {existing[0]}); pass --resume to complete it, --overwrite to replace it, "
+            f"or choose another --output")
+    if resume:
+        existing = [path for path in existing if not FileSystems.split(path)[1].startswith("shard-")]
     if existing:
         FileSystems.delete(existing)
     if not FileSystems.exists(directory):
@@ -79,7 +84,8 @@ class RunSummary:
             + ", ".join(f"{k.split('/', 1)[1]} {v}" for k, v in sorted(self.counters.items())
                         if k.startswith("samples/") and k != "samples/written")
             + f"; {rate(samples)})",
-            f"shards written   {self.get('shards', 'written')}",
+            f"shards written   {self.get('shards', 'written')}"
+            + (f"  ({self.get('shards', 'kept')} kept from the interrupted run)" if self.get('shards', 'kept') else ""),
             f"wall time        {self.seconds:.1f} s",
         ]
 

@@ -29,8 +29,8 @@ def write_shard_atomically(directory: str, name: str, samples: list[ShardSample]
 
 
 class _WriteShardFn(beam.DoFn):
-    def __init__(self, directory: str):
-        self._directory = directory
+    def __init__(self, directory: str, keep_existing: bool):
+        self._directory, self._keep_existing = directory, keep_existing
         self._shards = Metrics.counter("shards", "written")
         self._samples = Metrics.counter("samples", "written")
 
@@ -38,7 +38,10 @@ class _WriteShardFn(beam.DoFn):
         index, slots = element
         samples = [sample for _, sample in sorted(slots, key=lambda slot: slot[0])]
         name = shard_name(index)
-        write_shard_atomically(self._directory, name, samples)
+        if self._keep_existing and FileSystems.exists(FileSystems.join(self._directory, name)):
+            Metrics.counter("shards", "kept").inc()
+        else:
+            write_shard_atomically(self._directory, name, samples)
         self._shards.inc()
         self._samples.inc(len(samples))
         for sample in samples:
@@ -57,12 +60,14 @@ class WriteShards(beam.PTransform):
 
     Samples are shuffled across shards by a seeded hash of their keys and written
     `samples_per_shard` to a shard; each shard is written whole by one worker, so shard
-    contents and bytes depend only on the samples and the seed.
+    contents and bytes depend only on the samples and the seed. With `keep_existing`
+    (resume), shards already in place are kept as they are.
     """
 
-    def __init__(self, directory: str, samples_per_shard: int, seed: int):
+    def __init__(self, directory: str, samples_per_shard: int, seed: int, keep_existing: bool = False):
         super().__init__()
         self._directory, self._per_shard, self._seed = directory, samples_per_shard, seed
+        self._keep_existing = keep_existing
 
     def expand(self, samples):
         seed, per_shard = self._seed, self._per_shard
@@ -75,7 +80,7 @@ class WriteShards(beam.PTransform):
                 | "JoinSlots" >> beam.CoGroupByKey()
                 | "ToShard" >> beam.Map(_to_shard_slot)
                 | "GroupShards" >> beam.GroupByKey()
-                | "Write" >> beam.ParDo(_WriteShardFn(self._directory)))
+                | "Write" >> beam.ParDo(_WriteShardFn(self._directory, self._keep_existing)))
 
 
 class WriteTables(beam.PTransform):
@@ -104,7 +109,7 @@ class WriteOutputs(beam.PTransform):
     def expand(self, inputs):
         faces, samples, failures = inputs
         out = self._output
-        index = samples | "WriteShards" >> WriteShards(out.directory, out.samples_per_shard, out.seed)
+        index = samples | "WriteShards" >> WriteShards(out.directory, out.samples_per_shard, out.seed, out.resume)
         return {"faces": faces | "FaceRows" >> beam.Map(lambda f: f.table_row()),
                 "index": index,
                 "failures": failures | "AllFailures" >> beam.Flatten()} | "WriteTables" >> WriteTables(out.directory)

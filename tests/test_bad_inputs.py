@@ -1,0 +1,262 @@
+"""The bad-input catalogue: every input ends in samples or in failures rows (path, stage,
+reason) with counters; the run still succeeds and says what it dropped. Each input is
+built by its own builder; one pipeline run covers them all."""
+from __future__ import annotations
+
+import os
+import struct
+from collections import Counter
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+from click.testing import CliRunner
+
+from conftest import read_rgb
+from landmarks.frames import read_frames
+from pipelines.cli import main
+
+FRAMES = 2
+GRACE = "real_photos/grace_hopper/pypi_matplotlib__grace_hopper.jpg"
+ASTRONAUT = "real_photos/eileen_collins/pypi_skimage__astronaut.png"
+
+
+def write_video(path: Path, frames: list[np.ndarray], grey: bool = False) -> Path:
+    """mp4v video of RGB frames (all one size)."""
+    height, width = frames[0].shape[:2]
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 10, (width, height), not grey)
+    for frame in frames:
+        bgr = cv2.cvtColor(frame, cv2.COLOR_RGB2BGR)
+        writer.write(cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY) if grey else bgr)
+    writer.release()
+    return path
+
+
+def set_rotation(path: Path, degrees_clockwise: int = 90) -> None:
+    """Write a display matrix rotating by 90 degrees into the MP4 track header ('tkhd')."""
+    data = bytearray(path.read_bytes())
+    box = data.find(b"tkhd")
+    matrix_at = box + 4 + (40 if data[box + 4] == 0 else 52)
+    assert degrees_clockwise == 90
+    data[matrix_at:matrix_at + 36] = struct.pack(">9i", 0, 65536, 0, -65536, 0, 0, 0, 0, 0x40000000)
+    path.write_bytes(bytes(data))
+
+
+# Each builder makes one input in `folder` from the shared data and returns its path.
+def zero_byte(folder, data):
+    path = folder / "zero_byte.mp4"
+    path.write_bytes(b"")
+    return path
+
+
+def _truncated(folder, data, source: str, name: str):
+    path = folder / name
+    whole = (data / "real_videos" / source).read_bytes()
+    path.write_bytes(whole[: len(whole) * 2 // 5])
+    return path
+
+
+def truncated_mp4_index_first(folder, data):
+    """Cut at 40 % of a file whose index ('moov') precedes the frames: the early frames decode."""
+    return _truncated(folder, data, "liveportrait__d20.mp4", "truncated_index_first.mp4")
+
+
+def truncated_mp4_index_last(folder, data):
+    """Cut at 40 % of a file whose index comes last: nothing is decodable."""
+    return _truncated(folder, data, "liveportrait__d11.mp4", "truncated_index_last.mp4")
+
+
+def text_named_mp4(folder, data):
+    path = folder / "notes.mp4"
+    path.write_text("this is not a video\n" * 50)
+    return path
+
+
+def no_face_video(folder, data):
+    grass = read_rgb(data / "no_face/face_alignment__grass.jpg")[:400, :400]
+    return write_video(folder / "grass.mp4", [grass] * 3)
+
+
+def several_faces(folder, data):
+    a = cv2.resize(read_rgb(data / GRACE), (400, 460))
+    b = cv2.resize(read_rgb(data / ASTRONAUT), (400, 460))
+    return write_video(folder / "two_people.mp4", [np.hstack([a, b])] * 3)
+
+
+def small_face(folder, data):
+    path = folder / "small_face.png"
+    cv2.imwrite(str(path), cv2.resize(cv2.imread(str(data / GRACE)), (120, 140)))
+    return path
+
+
+def greyscale_video(folder, data):
+    return write_video(folder / "grey.mp4", [read_rgb(data / GRACE)] * 3, grey=True)
+
+
+def one_frame_video(folder, data):
+    return write_video(folder / "one_frame.mp4", [read_rgb(data / ASTRONAUT)])
+
+
+def rotated_video(folder, data):
+    sideways = cv2.rotate(read_rgb(data / GRACE), cv2.ROTATE_90_COUNTERCLOCKWISE)
+    path = write_video(folder / "rotated.mp4", [sideways] * 3)
+    set_rotation(path)
+    return path
+
+
+def video_4k(folder, data):
+    frame = cv2.resize(read_rgb(data / ASTRONAUT), (2160, 2160))
+    canvas = np.zeros((2160, 3840, 3), np.uint8)
+    canvas[:, 840:3000] = frame
+    return write_video(folder / "uhd_4k.mp4", [canvas] * 2)
+
+
+def corrupt_jpeg(folder, data):
+    path = folder / "corrupt.jpg"
+    good = (data / GRACE).read_bytes()
+    path.write_bytes(good[:20] + bytes(range(256)) * 8)
+    return path
+
+
+def corrupt_png(folder, data):
+    path = folder / "corrupt.png"
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00\x00\x00\rIHDR" + b"\xff" * 100)
+    return path
+
+
+def no_permission(folder, data):
+    path = folder / "locked.jpg"
+    path.write_bytes((data / GRACE).read_bytes())
+    path.chmod(0)
+    return path
+
+
+def dangling_link(folder, data):
+    path = folder / "gone.jpg"
+    path.symlink_to(folder / "does-not-exist.jpg")
+    return path
+
+
+def name_with_spaces(folder, data):
+    path = folder / "a face with spaces.png"
+    path.write_bytes((data / ASTRONAUT).read_bytes())
+    return path
+
+
+def non_ascii_name(folder, data):
+    path = folder / "visage_é_ü_漢.jpg"
+    path.write_bytes((data / GRACE).read_bytes())
+    return path
+
+
+def leading_dash(folder, data):
+    path = folder / "-dash.png"
+    path.write_bytes((data / ASTRONAUT).read_bytes())
+    return path
+
+
+def symlink_loop(folder, data):
+    (folder / "loop").symlink_to(folder, target_is_directory=True)
+    return folder / "loop"
+
+
+READ_AS_ROOT = os.geteuid() == 0
+# builder -> expected outcome: ("samples", None) or ("failure", "stage/reason"), or both
+CATALOGUE = {
+    zero_byte: {"failure": "decode/undecodable"},
+    truncated_mp4_index_first: {"samples": True, "failure": "decode/truncated"},
+    truncated_mp4_index_last: {"failure": "decode/undecodable"},
+    text_named_mp4: {"failure": "decode/undecodable"},
+    no_face_video: {"failure": "detect/no_face"},
+    several_faces: {"samples": True},
+    small_face: {"failure": "detect/face_too_small"},
+    greyscale_video: {"samples": True},
+    one_frame_video: {"samples": True},
+    rotated_video: {"samples": True},
+    video_4k: {"samples": True},
+    corrupt_jpeg: {"failure": "decode/undecodable"},
+    corrupt_png: {"failure": "decode/undecodable"},
+    no_permission: {"samples": True} if READ_AS_ROOT else {"failure": "read/unreadable"},
+    dangling_link: {"failure": "read/unreadable"},
+    name_with_spaces: {"samples": True},
+    non_ascii_name: {"samples": True},
+    leading_dash: {"samples": True},
+    symlink_loop: {},   # not an input: the loop is not followed, nothing is read twice
+}
+
+
+@pytest.fixture(scope="module")
+def catalogue_run(shared_data, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("bad inputs")
+    paths = {builder.__name__: builder(folder, shared_data) for builder in CATALOGUE}
+    output = tmp_path_factory.mktemp("out")
+    result = CliRunner().invoke(main, ["run", "build_bi_shards", "--input", str(folder), "--output", str(output),
+                                       "--frames-per-video", str(FRAMES), "--samples-per-shard", "50"],
+                                catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    faces = pq.read_table(output / "faces.parquet").to_pylist()
+    failures = pq.read_table(output / "failures.parquet").to_pylist()
+    return paths, faces, failures, result.output
+
+
+@pytest.mark.parametrize("builder", list(CATALOGUE), ids=[b.__name__ for b in CATALOGUE])
+def test_every_bad_input_ends_in_samples_or_failure_rows(catalogue_run, builder):
+    paths, faces, failures, _ = catalogue_run
+    path = os.path.abspath(paths[builder.__name__])
+    expected = CATALOGUE[builder]
+    mine = [f for f in faces if f["path"] == path]
+    rows = {f"{r['stage']}/{r['reason']}" for r in failures if r["path"] == path}
+    assert bool(mine) == bool(expected.get("samples")), (builder.__name__, rows)
+    if "failure" in expected:
+        assert expected["failure"] in rows, (builder.__name__, rows)
+    else:
+        assert not rows, (builder.__name__, rows)
+
+
+def test_summary_states_the_failure_counts(catalogue_run):
+    _, faces, failures, log = catalogue_run
+    counts = Counter(r["reason"] for r in failures)
+    for reason, count in counts.items():
+        assert f"{reason:<22}{count}" in log
+    assert f"dropped          {sum(counts.values())}" in log
+    assert f"faces kept       {len(faces)}" in log
+    assert len({f["key"] for f in faces}) == len(faces)   # nothing read twice through the link loop
+
+
+def test_several_faces_keep_the_largest_or_all(shared_data, detector, tmp_path):
+    from landmarks.detect import DetectorConfig, FaceDetector
+    frame = next(read_frames(str(several_faces(tmp_path, shared_data)), 1))[1]
+    assert len(detector.detect(frame)[0]) == 1
+    everyone = FaceDetector(DetectorConfig(all_faces=True))
+    assert len(everyone.detect(frame)[0]) == 2
+    everyone.close()
+
+
+def test_rotation_metadata_is_applied(shared_data, tmp_path):
+    frame = next(read_frames(str(rotated_video(tmp_path, shared_data)), 1))[1]
+    upright = read_rgb(shared_data / GRACE)
+    assert frame.shape == upright.shape
+    assert np.abs(frame.astype(int) - upright).mean() < 10      # mp4v coding noise only
+
+
+def test_fail_fast_stops_at_the_first_failure(shared_data, tmp_path):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    name_with_spaces(folder, shared_data)
+    text_named_mp4(folder, shared_data)
+    result = CliRunner().invoke(main, ["run", "build_bi_shards", "--input", str(folder), "--output",
+                                       str(tmp_path / "out"), "--fail-fast"])
+    assert result.exit_code == 1 and "--fail-fast" in result.output and "notes.mp4" in result.output
+    assert "decode/undecodable" in result.output
+
+
+def test_nothing_usable_is_an_error_not_an_empty_success(shared_data, tmp_path):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    no_face_video(folder, shared_data)
+    zero_byte(folder, shared_data)
+    result = CliRunner().invoke(main, ["run", "build_bi_shards", "--input", str(folder), "--output", str(tmp_path / "out")])
+    assert result.exit_code == 1 and "no samples were written" in result.output
+    assert pq.read_table(tmp_path / "out" / "failures.parquet").num_rows == 4   # 3 no_face frames + the empty file
