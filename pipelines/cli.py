@@ -258,3 +258,7 @@ def preview(shards: tuple[str, ...], out_path: str, samples: int, size: int) -> 
     if not cv2.imwrite(out_path, cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR)):
         raise click.ClickException(f"could not write {out_path}")
     click.echo(f"wrote {out_path} ({sheet.shape[1]}x{sheet.shape[0]})")
+
+
+if __name__ == "__main__":
+    main()

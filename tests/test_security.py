@@ -1,0 +1,70 @@
+"""Untrusted inputs: split files, shard URLs and tar member names cannot reach outside
+what the user pointed at, and nothing runs a shell command built from them."""
+from __future__ import annotations
+
+import io
+import json
+import os
+import tarfile
+
+import pytest
+
+from pipelines.readers import ReaderOptions, read_sources
+from trainers.data import CorruptCounter, ShardStream, StreamConfig, make_loader, open_url
+from trainers.decode import make_decoder
+
+
+def test_ffpp_split_ids_cannot_name_paths_outside_the_root(ffpp_tree, tmp_path):
+    splits = tmp_path / "splits"
+    splits.mkdir()
+    (splits / "train.json").write_text(json.dumps([["004", "982"], ["../../../etc/passwd", "/etc/shadow"]]))
+    (splits / "val.json").write_text("[]")
+    (splits / "test.json").write_text("[]")
+    _, listing = read_sources(str(ffpp_tree), "ffpp", ReaderOptions(split="all", splits_dir=str(splits)))
+    assert listing.sources and all(s.path.startswith(str(ffpp_tree)) for s in listing.sources)
+    assert all(not s.original or s.original.startswith(str(ffpp_tree)) for s in listing.sources)
+
+
+def test_cloud_urls_never_spawn_a_shell(monkeypatch):
+    import subprocess
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a subprocess was started")
+
+    monkeypatch.setattr(subprocess, "Popen", refuse)
+    for url in ("gs://bucket/shard-000000.tar;rm -rf ~", "s3://bucket/$(whoami).tar"):
+        with pytest.raises((ImportError, ValueError, OSError)):
+            open_url(url)
+
+
+def test_unsafe_member_names_are_skipped_and_counted(tmp_path):
+    path = tmp_path / "evil.tar"
+    with tarfile.open(path, "w") as archive:
+        for name in ("../escape.img.png", "ok__v__000000__f0-real.json"):
+            data = b"{}"
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            archive.addfile(info, io.BytesIO(data))
+    corrupt = CorruptCounter()
+    stream = ShardStream(StreamConfig((str(path),), 1, shuffle_buffer=0), make_decoder(("img.png",), 8), corrupt=corrupt)
+    assert list(make_loader(stream, 0, drop_last=False)) == []
+    assert corrupt.count == 2    # the unsafe name, and the sample missing its members
+
+
+def test_checkpoints_are_loaded_without_running_code(tmp_path):
+    import pickle
+
+    import torch
+
+    from trainers.checkpoint import load_checkpoint
+
+    class Payload:
+        def __reduce__(self):
+            return (os.system, ("echo pwned > " + str(tmp_path / "pwned"),))
+
+    path = tmp_path / "evil.pt"
+    with open(path, "wb") as stream:
+        pickle.dump({"model": Payload()}, stream)
+    with pytest.raises(Exception):
+        load_checkpoint(str(path))
+    assert not (tmp_path / "pwned").exists()
