@@ -26,7 +26,7 @@ def main() -> None:
     videos = np.arange(args.queries, dtype=np.int64) // 32
     identities = videos // 4
     splits = np.zeros(args.queries, np.int64)
-    queries = rng.normal(size=(args.queries, 136)).astype(np.float32)
+    queries = rng.standard_normal((args.queries, 136), dtype=np.float32)
     chosen = np.sort(rng.choice(args.queries, args.pool, replace=False))
     pool = CandidatePool(np.array([f"k{i}" for i in chosen], dtype=object), videos[chosen], identities[chosen],
                          splits[chosen], queries[chosen])

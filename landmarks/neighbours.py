@@ -62,36 +62,35 @@ def _matching_pairs(query_codes: np.ndarray, pool_codes: np.ndarray) -> tuple[np
     return rows, order[np.repeat(starts, counts) + offsets]
 
 
-def _k_nearest_in(queries, query_videos, query_identities, vectors, videos, identities, k, block):
-    """k nearest of `vectors` for each query (same split already), own video and identity
-    excluded; local indices, -1 / inf padded. Distances and the top-k selection run in
-    torch (multi-threaded BLAS and top-k, ~4x NumPy's matmul + argpartition here)."""
+def _k_nearest_in(rows, queries, query_videos, query_identities, vectors, videos, identities, k, block,
+                  indices, distances) -> None:
+    """Fill indices[rows] / distances[rows] with the k nearest of `vectors` (local indices)
+    for the queries at `rows` (same split already), own video and identity excluded.
+    Distances and the top-k selection run in torch (multi-threaded BLAS and top-k, ~4x
+    NumPy's matmul + argpartition here)."""
     import torch
 
-    n_queries, k_eff = len(queries), min(k, len(vectors))
-    indices = np.full((n_queries, k), -1, np.int64)
-    distances = np.full((n_queries, k), np.inf, np.float32)
+    k_eff = min(k, len(vectors))
     if k_eff == 0:
-        return indices, distances
-    pool = torch.from_numpy(np.ascontiguousarray(vectors))
+        return
+    pool = torch.from_numpy(np.ascontiguousarray(vectors, np.float32))
     pool_norms = (pool ** 2).sum(1)
-    for start in range(0, n_queries, block):
-        stop = min(start + block, n_queries)
-        q = torch.from_numpy(np.ascontiguousarray(queries[start:stop]))
+    for start in range(0, len(rows), block):
+        chunk = rows[start:start + block]
+        q = torch.from_numpy(np.ascontiguousarray(queries[chunk], np.float32))
         d = torch.addmm(pool_norms[None, :], q, pool.T, alpha=-2.0).add_((q ** 2).sum(1, keepdim=True))
         d.clamp_(min=0.0)
-        for query_codes, pool_codes in ((query_videos[start:stop], videos), (query_identities[start:stop], identities)):
-            rows, cols = _matching_pairs(query_codes, pool_codes)
-            d[torch.from_numpy(rows), torch.from_numpy(cols)] = float("inf")
+        for query_codes, pool_codes in ((query_videos[chunk], videos), (query_identities[chunk], identities)):
+            pairs_rows, pairs_cols = _matching_pairs(query_codes, pool_codes)
+            d[torch.from_numpy(pairs_rows), torch.from_numpy(pairs_cols)] = float("inf")
         values, candidates = torch.topk(d, k_eff, dim=1, largest=False, sorted=False)
         candidate_d, candidates = values.numpy(), candidates.numpy()
         order = np.lexsort((candidates, candidate_d), axis=1)
         best = np.take_along_axis(candidates, order, 1)
         best_d = np.take_along_axis(candidate_d, order, 1)
         best[~np.isfinite(best_d)] = -1
-        indices[start:stop, :k_eff] = best
-        distances[start:stop, :k_eff] = best_d
-    return indices, distances
+        indices[chunk, :k_eff] = best
+        distances[chunk, :k_eff] = best_d
 
 
 def k_nearest(queries: np.ndarray, query_videos: np.ndarray, query_identities: np.ndarray,
@@ -103,20 +102,22 @@ def k_nearest(queries: np.ndarray, query_videos: np.ndarray, query_identities: n
     queries: (Q, D) float32; query_videos, query_identities, query_splits: (Q,) int64 codes.
     Returns indices (Q, k) int64 into the pool, nearest first, and their squared distances
     (Q, k) float32; slots beyond the number of eligible candidates hold -1 and inf.
-    Ties are broken by pool index, so the result does not depend on blocking. Memory:
-    one block x pool float32 distance matrix at a time.
+    Ties are broken by pool index among the candidates the top-k returns, so the result
+    does not depend on blocking. Memory beyond the inputs and results: one
+    block x pool float32 distance matrix at a time.
     """
     indices = np.full((len(queries), k), -1, np.int64)
     distances = np.full((len(queries), k), np.inf, np.float32)
-    pool_vectors = pool.vectors.astype(np.float32)
-    queries = queries.astype(np.float32)
     for split in np.unique(query_splits):
         rows, members = np.flatnonzero(query_splits == split), np.flatnonzero(pool.splits == split)
-        local, local_d = _k_nearest_in(queries[rows], query_videos[rows], query_identities[rows],
-                                       pool_vectors[members], pool.videos[members], pool.identities[members],
-                                       k, block)
-        indices[rows] = np.where(local >= 0, members[np.maximum(local, 0)] if len(members) else -1, -1)
-        distances[rows] = local_d
+        whole = len(members) == len(pool)
+        local = np.full((len(queries), k), -1, np.int64) if not whole else indices
+        _k_nearest_in(rows, queries, query_videos, query_identities,
+                      pool.vectors if whole else pool.vectors[members], pool.videos if whole else pool.videos[members],
+                      pool.identities if whole else pool.identities[members], k, block, local, distances)
+        if not whole:
+            found = local[rows]
+            indices[rows] = np.where(found >= 0, members[np.maximum(found, 0)], -1) if len(members) else -1
     return indices, distances
 
 

@@ -35,7 +35,7 @@ def build_bi_shards(pipeline: beam.Pipeline, sources: list[Source], skipped: lis
     extracted = (pipeline
                  | "ReadSources" >> beam.Create(sources)
                  | "ExtractFaces" >> ExtractFaces(crops.detector, crops.frames_per_video, crops.size, crops.margin,
-                                                  config.output.fail_fast))
+                                                  config.output.fail_fast, len(sources), config.output.workers))
     faces = extracted.faces
     paired = faces | "PairNeighbours" >> PairNeighbours(config.neighbours, config.pool_size,
                                                         config.fakes_per_real, seed, config.output.fail_fast)

@@ -40,7 +40,8 @@ def build_forgery_shards(pipeline: beam.Pipeline, groups: list[tuple[Source, lis
                  | "ReadGroups" >> beam.Create(groups)
                  | "ExtractForgeries" >> ExtractForgeries(crops.detector, crops.frames_per_video,
                                                           crops.size, crops.margin, config.masks,
-                                                          config.output.fail_fast))
+                                                          config.output.fail_fast, len(groups),
+                                                          config.output.workers))
     reals = extracted["faces"] | "Real" >> beam.Map(counted(real_sample, "real"))
     fakes = extracted["forgeries"] | "Manipulated" >> beam.Map(counted(manipulated_sample, "manipulated"))
     samples = (reals, fakes) | "AllSamples" >> beam.Flatten()

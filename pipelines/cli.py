@@ -13,6 +13,7 @@ from blending.color import COLOR_TRANSFERS
 from landmarks.detect import DetectorConfig
 from pipelines.build_bi_shards import BiShardsConfig, build_bi_shards
 from pipelines.build_forgery_shards import ForgeryShardsConfig, build_forgery_shards, group_by_original
+from pipelines.card import write_dataset_card
 from pipelines.config import CropConfig, OutputConfig
 from pipelines.forgery import MaskOptions
 from pipelines.readers import READERS, InputError, Listing, ReaderOptions, demo_sources, read_sources
@@ -91,10 +92,13 @@ def _crop_config(opts: dict) -> CropConfig:
                                               all_faces=opts["all_faces"]))
 
 
-def _output_config(opts: dict) -> OutputConfig:
+def _output_config(opts: dict, beam_args: list[str]) -> OutputConfig:
     if opts["resume"] and opts["overwrite"]:
         raise InputError("--resume and --overwrite exclude each other")
-    return OutputConfig(opts["output"], opts["samples_per_shard"], opts["seed"], opts["resume"], opts["fail_fast"])
+    from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions
+    workers = PipelineOptions(beam_args).view_as(DirectOptions).direct_num_workers or 1
+    return OutputConfig(opts["output"], opts["samples_per_shard"], opts["seed"], opts["resume"], opts["fail_fast"],
+                        max(1, workers))
 
 
 def _fail_fast_on_skipped(skipped: list[dict]) -> None:
@@ -104,7 +108,7 @@ def _fail_fast_on_skipped(skipped: list[dict]) -> None:
 
 
 def _run(ctx: click.Context, output: OutputConfig, overwrite: bool,
-         build: Callable[[beam.Pipeline], None]) -> None:
+         build: Callable[[beam.Pipeline], None], config, title: str) -> None:
     try:
         prepare_output(output.directory, overwrite, output.resume)
     except OutputExistsError as error:
@@ -119,12 +123,15 @@ def _run(ctx: click.Context, output: OutputConfig, overwrite: bool,
     click.echo("\n".join(summary.lines()))
     if summary.get("samples", "written") == 0:
         raise click.ClickException("no samples were written: no usable face in the input (see failures.parquet)")
+    write_dataset_card(output.directory, title, config)
+    click.echo(f"dataset card: {output.directory}/README.md, stats.json, preview.png")
 
 
 @click.group()
 def main() -> None:
     """Face-forgery detection datasets: build training shards, train detectors."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("forgery").setLevel(logging.INFO)  # progress lines; Beam's own stay at WARNING
 
 
 @main.group()
@@ -173,14 +180,15 @@ def build_bi_shards_command(ctx: click.Context, **opts) -> None:
             if not sources:
                 raise InputError(f"no real videos or images to blend in {opts['input_dir']} (split {opts['split']})")
         config = BiShardsConfig(
-            output=_output_config(opts), crops=_crop_config(opts), neighbours=opts["neighbours"],
+            output=_output_config(opts, ctx.args), crops=_crop_config(opts), neighbours=opts["neighbours"],
             pool_size=opts["pool_size"], fakes_per_real=opts["fakes_per_real"],
             blend=BlendParams(deform_std=opts["deform_std"], blur_min=opts["blur_min"],
                               blur_max=opts["blur_max"], color_transfer=opts["color_transfer"]))
     except (InputError, ValueError) as error:
         raise click.UsageError(str(error)) from error
     click.echo(f"{len(sources)} inputs -> {config.output.directory}")
-    _run(ctx, config.output, opts["overwrite"], lambda p: build_bi_shards(p, sources, skipped, config))
+    _run(ctx, config.output, opts["overwrite"], lambda p: build_bi_shards(p, sources, skipped, config), config,
+         "Face X-ray blended-image (BI) shards")
 
 
 @run.command("build_forgery_shards", context_settings=PASS_THROUGH)
@@ -215,14 +223,15 @@ def build_forgery_shards_command(ctx: click.Context, **opts) -> None:
             raise InputError(f"no manipulated videos with their originals in {opts['input_dir']} "
                              f"(split {opts['split']}); this pipeline needs an FF++ or Celeb-DF layout")
         config = ForgeryShardsConfig(
-            output=_output_config(opts), crops=_crop_config(opts),
+            output=_output_config(opts, ctx.args), crops=_crop_config(opts),
             masks=MaskOptions(opts["masks"], opts["diff_smooth"], opts["diff_threshold"], opts["mask_cleanup"]))
     except (InputError, ValueError) as error:
         raise click.UsageError(str(error)) from error
     click.echo(f"{len(groups)} originals with {sum(len(f) for _, f in groups)} manipulated videos "
                f"-> {config.output.directory}")
     _run(ctx, config.output, opts["overwrite"],
-         lambda p: build_forgery_shards(p, groups, listing.skipped, config))
+         lambda p: build_forgery_shards(p, groups, listing.skipped, config), config,
+         "Supervised forgery shards (manipulated videos and their originals)")
 
 
 def _add_trainer_commands() -> None:

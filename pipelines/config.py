@@ -29,3 +29,5 @@ class OutputConfig:
     seed: int = 0
     resume: bool = False
     fail_fast: bool = False
+    workers: int = 1
+    """Worker processes (progress ETA only), e.g. --direct_num_workers."""

@@ -13,6 +13,7 @@ from apache_beam.metrics import Metrics
 from landmarks.align import align_face
 from landmarks.detect import DetectorConfig, FaceDetector
 from landmarks.frames import DecodeError, media_kind, read_frames
+from pipelines.progress import Progress
 from pipelines.records import Face, Source, failure
 from shards.keys import face_key
 
@@ -67,8 +68,11 @@ def local_file(path: str):
 
 
 class _ExtractFacesFn(beam.DoFn):
-    def __init__(self, detector: DetectorConfig, frames_per_video: int, size: int, margin: float, fail_fast: bool):
+    def __init__(self, detector: DetectorConfig, frames_per_video: int, size: int, margin: float, fail_fast: bool,
+                 total: int, workers: int):
         self._config, self._fail_fast = detector, fail_fast
+        self._total, self._workers = total, workers
+        self._progress: Progress | None = None
         self._frames_per_video = frames_per_video
         self._size = size
         self._margin = margin
@@ -77,6 +81,7 @@ class _ExtractFacesFn(beam.DoFn):
 
     def setup(self):
         self._detector = FaceDetector(self._config)  # once per worker, not per element
+        self._progress = Progress(self._total, self._workers)
 
     def teardown(self):
         if self._detector is not None:
@@ -98,13 +103,16 @@ class _ExtractFacesFn(beam.DoFn):
                 for index, rgb in read_frames(path, self._frames_per_video):
                     decoded += 1
                     self._frames.inc()
-                    yield from crop_faces(self._detector, source, index, rgb, self._size, self._margin, fail_fast)
+                    for item in crop_faces(self._detector, source, index, rgb, self._size, self._margin, fail_fast):
+                        self._progress.update(faces=isinstance(item, Face))
+                        yield item
         except DecodeError as error:
             yield dropped(source.path, "decode", "truncated" if decoded else "undecodable", detail=str(error),
                           fail_fast=fail_fast)
         except OSError as error:
             yield dropped(source.path, "read", "unreadable", detail=f"{type(error).__name__}: {error}",
                           fail_fast=fail_fast)
+        self._progress.update(inputs=1)
 
 
 class ExtractFaces(beam.PTransform):
@@ -115,9 +123,9 @@ class ExtractFaces(beam.PTransform):
     """
 
     def __init__(self, detector: DetectorConfig, frames_per_video: int, size: int, margin: float,
-                 fail_fast: bool = False):
+                 fail_fast: bool = False, total: int = 0, workers: int = 1):
         super().__init__()
-        self._fn = _ExtractFacesFn(detector, frames_per_video, size, margin, fail_fast)
+        self._fn = _ExtractFacesFn(detector, frames_per_video, size, margin, fail_fast, total, workers)
 
     def expand(self, sources):
         return (sources

@@ -19,6 +19,7 @@ from blending.masks import difference_mask
 from landmarks.detect import DetectorConfig, FaceDetector
 from landmarks.frames import DecodeError, evenly_spaced, read_video_frames, video_frame_count
 from pipelines.extract import FAILURES, crop_faces, dropped, local_file
+from pipelines.progress import Progress
 from pipelines.records import Face, Source
 from shards.keys import face_key
 
@@ -58,19 +59,28 @@ def _warp(frame: np.ndarray, matrix: np.ndarray, size: int) -> np.ndarray:
 
 class _ExtractForgeriesFn(beam.DoFn):
     def __init__(self, detector: DetectorConfig, frames_per_video: int, size: int, margin: float,
-                 masks: MaskOptions, fail_fast: bool):
+                 masks: MaskOptions, fail_fast: bool, total: int, workers: int):
         self._config, self._frames_per_video, self._fail_fast = detector, frames_per_video, fail_fast
+        self._total, self._workers = total, workers
+        self._progress: Progress | None = None
         self._size, self._margin, self._masks = size, margin, masks
         self._detector: FaceDetector | None = None
 
     def setup(self):
         self._detector = FaceDetector(self._config)
+        self._progress = Progress(self._total, self._workers)
 
     def teardown(self):
         if self._detector is not None:
             self._detector.close()
 
     def process(self, group: tuple[Source, list[Source]]):
+        for item in self._process(group):
+            self._progress.update(faces=isinstance(item, (Face, ForgeryCrop)))
+            yield item
+        self._progress.update(inputs=1)
+
+    def _process(self, group: tuple[Source, list[Source]]):
         original, fakes = group
         with ExitStack() as stack:
             try:
@@ -130,9 +140,9 @@ class ExtractForgeries(beam.PTransform):
     ForgeryCrop (tag 'forgeries') and failure rows (tag FAILURES)."""
 
     def __init__(self, detector: DetectorConfig, frames_per_video: int, size: int, margin: float,
-                 masks: MaskOptions, fail_fast: bool = False):
+                 masks: MaskOptions, fail_fast: bool = False, total: int = 0, workers: int = 1):
         super().__init__()
-        self._fn = _ExtractForgeriesFn(detector, frames_per_video, size, margin, masks, fail_fast)
+        self._fn = _ExtractForgeriesFn(detector, frames_per_video, size, margin, masks, fail_fast, total, workers)
 
     def expand(self, groups):
         split = (groups

@@ -35,6 +35,7 @@ def previous_outputs(directory: str) -> list[str]:
     """Shards, tables and temporary files of an earlier run in `directory`."""
     patterns = [FileSystems.join(directory, "shard-*.tar"), FileSystems.join(directory, ".shard-*"),
                 FileSystems.join(directory, "beam-temp-*"),
+                *(FileSystems.join(directory, name) for name in ("README.md", "stats.json", "preview.png")),
                 *(FileSystems.join(directory, f"{name}.parquet") for name in TABLES)]
     return sorted(m.path for result in FileSystems.match(patterns) for m in result.metadata_list)
 

@@ -157,3 +157,28 @@ def test_preview_command_writes_a_contact_sheet(run_seed0, tmp_path):
     assert result.exit_code == 0, result.output
     sheet = decode_png(sheet_path.read_bytes())
     assert sheet.shape == (22 + 5 * (22 + 64), 4 * 64, 3)
+
+
+def test_output_folder_explains_itself(run_seed0):
+    output, _ = run_seed0
+    stats = json.loads((output / "stats.json").read_text())
+    index = pq.read_table(output / "index.parquet").to_pylist()
+    assert stats["samples"] == len(index) == 24 and stats["shards"] == 3
+    assert stats["by_kind"] == {"blended": 12, "real": 12} and stats["by_label"] == {"0": 12, "1": 12}
+    assert stats["by_split"] == {"train": 24} and stats["identities"] == 3
+    assert stats["failures"] == 0 and stats["parameters"]["output"]["seed"] == 0
+    assert stats["parameters"]["blend"]["color_transfer"] == "rgb_mean"
+    assert stats["packages"]["apache-beam"].startswith("2.77") and "build_bi_shards" in stats["command"]
+    card = (output / "README.md").read_text()
+    assert "24 samples from 12 face crops" in card and "| blended | 12 |" in card
+    preview = decode_png((output / "preview.png").read_bytes())
+    assert preview.shape[1] == 4 * 128 and preview.shape[0] == 22 + 10 * (22 + 128)   # first shard: 10 samples
+
+
+def test_progress_lines_report_rate_and_eta():
+    from pipelines.progress import Progress
+    progress = Progress(total=40, workers=2, interval=3600)
+    progress.update(inputs=5, faces=150)
+    line = progress.line(progress.start + 10.0)
+    assert line == "progress (this worker): 5/20 inputs, 150 faces, 15.0 faces/s, ETA 0m30s"
+    assert Progress(total=3).line().endswith("ETA ?")

@@ -1,0 +1,50 @@
+"""After a build: the output folder's dataset card (README.md, stats.json) and preview.png."""
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import json
+import shlex
+import sys
+
+import cv2
+import pyarrow.parquet as pq
+from apache_beam.io.filesystems import FileSystems
+
+from shards.card import card_markdown, dataset_stats
+from shards.layout import shard_name
+from shards.preview import contact_sheet
+
+
+def _read_table(directory: str, name: str) -> list[dict]:
+    with FileSystems.open(FileSystems.join(directory, f"{name}.parquet")) as stream:
+        return pq.read_table(stream).to_pylist()
+
+
+def _write(directory: str, name: str, data: bytes) -> None:
+    with FileSystems.create(FileSystems.join(directory, name)) as stream:
+        stream.write(data)
+
+
+def _first_samples(directory: str, count: int) -> list[dict]:
+    from webdataset.tariterators import group_by_keys, tar_file_expander
+    url = FileSystems.join(directory, shard_name(0))
+    with FileSystems.open(url) as stream:
+        samples = group_by_keys(tar_file_expander([{"url": url, "stream": stream}]))
+        return [dict(s) for s in itertools.islice(samples, count)]
+
+
+def write_dataset_card(directory: str, title: str, config) -> dict:
+    """Write README.md, stats.json and preview.png into `directory`; returns the stats."""
+    index = _read_table(directory, "index")
+    stats = dataset_stats(index, _read_table(directory, "failures"), len(_read_table(directory, "faces")),
+                          json.loads(json.dumps(dataclasses.asdict(config), default=str)),
+                          shlex.join(["beam", *sys.argv[1:]]))
+    _write(directory, "stats.json", json.dumps(stats, indent=2).encode())
+    _write(directory, "README.md", card_markdown(stats, title).encode())
+    if index:
+        sheet = contact_sheet(_first_samples(directory, 12))
+        ok, png = cv2.imencode(".png", cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR))
+        if ok:
+            _write(directory, "preview.png", png.tobytes())
+    return stats
