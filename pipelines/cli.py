@@ -127,7 +127,23 @@ def _run(ctx: click.Context, output: OutputConfig, overwrite: bool,
     click.echo(f"dataset card: {output.directory}/README.md, stats.json, preview.png")
 
 
-@click.group()
+class _Main(click.Group):
+    """The `beam` group; the trainer commands (which import PyTorch) load on first use, so
+    `beam run` starts without importing torch."""
+
+    _TRAINER_COMMANDS = {"train": "train", "eval": "evaluate_command", "predict": "predict"}
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted([*super().list_commands(ctx), *self._TRAINER_COMMANDS])
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name in self._TRAINER_COMMANDS:
+            from trainers import cli as trainer_cli
+            return getattr(trainer_cli, self._TRAINER_COMMANDS[name])
+        return super().get_command(ctx, name)
+
+
+@click.group(cls=_Main)
 def main() -> None:
     """Face-forgery detection datasets: build training shards, train detectors."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
@@ -232,15 +248,6 @@ def build_forgery_shards_command(ctx: click.Context, **opts) -> None:
     _run(ctx, config.output, opts["overwrite"],
          lambda p: build_forgery_shards(p, groups, listing.skipped, config), config,
          "Supervised forgery shards (manipulated videos and their originals)")
-
-
-def _add_trainer_commands() -> None:
-    from trainers.cli import evaluate_command, predict, train
-    for command in (train, evaluate_command, predict):
-        main.add_command(command)
-
-
-_add_trainer_commands()
 
 
 @main.command()
