@@ -4,8 +4,6 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import json
-import shlex
-import sys
 
 import cv2
 import pyarrow.parquet as pq
@@ -34,12 +32,12 @@ def _first_samples(directory: str, count: int) -> list[dict]:
         return [dict(s) for s in itertools.islice(samples, count)]
 
 
-def write_dataset_card(directory: str, title: str, config) -> dict:
-    """Write README.md, stats.json and preview.png into `directory`; returns the stats."""
+def write_dataset_card(directory: str, title: str, config, command: str) -> dict:
+    """Write README.md, stats.json and preview.png into `directory`; returns the stats.
+    `command`: the command line that made the output."""
     index = _read_table(directory, "index")
     stats = dataset_stats(index, _read_table(directory, "failures"), len(_read_table(directory, "faces")),
-                          json.loads(json.dumps(dataclasses.asdict(config), default=str)),
-                          shlex.join(["beam", *sys.argv[1:]]))
+                          json.loads(json.dumps(dataclasses.asdict(config), default=str)), command)
     _write(directory, "stats.json", json.dumps(stats, indent=2).encode())
     _write(directory, "README.md", card_markdown(stats, title).encode())
     if index:

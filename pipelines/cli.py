@@ -107,6 +107,18 @@ def _fail_fast_on_skipped(skipped: list[dict]) -> None:
         raise InputError(f"--fail-fast: {first['path']}: {first['stage']}/{first['reason']}: {first['detail']}")
 
 
+def command_line(ctx: click.Context) -> str:
+    """The command as typed, rebuilt from click's context: every option that differs from
+    its default, then the options passed to Beam."""
+    import shlex
+    parts = ctx.command_path.split()
+    for param in ctx.command.params:
+        value = ctx.params.get(param.name)
+        if isinstance(param, click.Option) and value not in (None, False, param.default):
+            parts += [param.opts[0]] if param.is_flag else [param.opts[0], str(value)]
+    return shlex.join([*parts, *ctx.args])
+
+
 def _run(ctx: click.Context, output: OutputConfig, overwrite: bool,
          build: Callable[[beam.Pipeline], None], config, title: str) -> None:
     try:
@@ -123,7 +135,7 @@ def _run(ctx: click.Context, output: OutputConfig, overwrite: bool,
     click.echo("\n".join(summary.lines()))
     if summary.get("samples", "written") == 0:
         raise click.ClickException("no samples were written: no usable face in the input (see failures.parquet)")
-    write_dataset_card(output.directory, title, config)
+    write_dataset_card(output.directory, title, config, command_line(ctx))
     click.echo(f"dataset card: {output.directory}/README.md, stats.json, preview.png")
 
 
