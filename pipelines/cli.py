@@ -2,11 +2,13 @@
 from __future__ import annotations
 
 import logging
+import shlex
 from collections.abc import Callable
 
 import apache_beam as beam
 import click
 import cv2
+from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions
 
 from blending.bi import BlendParams
 from blending.color import COLOR_TRANSFERS
@@ -95,7 +97,6 @@ def _crop_config(opts: dict) -> CropConfig:
 def _output_config(opts: dict, beam_args: list[str]) -> OutputConfig:
     if opts["resume"] and opts["overwrite"]:
         raise InputError("--resume and --overwrite exclude each other")
-    from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions
     workers = PipelineOptions(beam_args).view_as(DirectOptions).direct_num_workers or 1
     return OutputConfig(opts["output"], opts["samples_per_shard"], opts["seed"], opts["resume"], opts["fail_fast"],
                         max(1, workers))
@@ -110,7 +111,6 @@ def _fail_fast_on_skipped(skipped: list[dict]) -> None:
 def command_line(ctx: click.Context) -> str:
     """The command as typed, rebuilt from click's context: every option that differs from
     its default, then the options passed to Beam."""
-    import shlex
     parts = ctx.command_path.split()
     for param in ctx.command.params:
         value = ctx.params.get(param.name)

@@ -127,8 +127,7 @@ def corrupt_png(folder, data):
 
 
 def no_permission(folder, data):
-    path = folder / "locked.jpg"
-    path.write_bytes((data / GRACE).read_bytes())
+    path = _copy_as(folder, data, GRACE, "locked.jpg")
     path.chmod(0)
     return path
 
@@ -139,22 +138,22 @@ def dangling_link(folder, data):
     return path
 
 
-def name_with_spaces(folder, data):
-    path = folder / "a face with spaces.png"
-    path.write_bytes((data / ASTRONAUT).read_bytes())
+def _copy_as(folder, data, source: str, name: str):
+    path = folder / name
+    path.write_bytes((data / source).read_bytes())
     return path
+
+
+def name_with_spaces(folder, data):
+    return _copy_as(folder, data, ASTRONAUT, "a face with spaces.png")
 
 
 def non_ascii_name(folder, data):
-    path = folder / "visage_é_ü_漢.jpg"
-    path.write_bytes((data / GRACE).read_bytes())
-    return path
+    return _copy_as(folder, data, GRACE, "visage_é_ü_漢.jpg")
 
 
 def leading_dash(folder, data):
-    path = folder / "-dash.png"
-    path.write_bytes((data / ASTRONAUT).read_bytes())
-    return path
+    return _copy_as(folder, data, ASTRONAUT, "-dash.png")
 
 
 def symlink_loop(folder, data):

@@ -90,6 +90,6 @@ class Family(ABC):
     def optimizer(self, parameters, lr: float) -> torch.optim.Optimizer:
         """The paper's optimiser."""
 
-    @abstractmethod
     def scheduler(self, optimizer: torch.optim.Optimizer, total_steps: int) -> torch.optim.lr_scheduler.LRScheduler:
-        """The paper's learning-rate schedule over `total_steps`."""
+        """The paper's learning-rate schedule over `total_steps`; constant by default."""
+        return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)

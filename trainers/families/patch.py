@@ -49,6 +49,3 @@ class Patch(Family):
 
     def optimizer(self, parameters, lr: float) -> torch.optim.Optimizer:
         return torch.optim.Adam(parameters, lr=lr)
-
-    def scheduler(self, optimizer, total_steps: int):
-        return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)

@@ -72,6 +72,3 @@ class Segmentation(Family):
 
     def optimizer(self, parameters, lr: float) -> torch.optim.Optimizer:
         return torch.optim.Adam(parameters, lr=lr, betas=(0.9, 0.999))
-
-    def scheduler(self, optimizer, total_steps: int):
-        return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
