@@ -23,7 +23,7 @@ from blending.bi import BlendParams, blend
 from landmarks.align import align_face
 from landmarks.detect import FaceDetector
 from landmarks.frames import read_frames
-from pipelines.sources import demo_sources
+from pipelines.readers import demo_sources
 from shards.sample import encode_sample
 
 

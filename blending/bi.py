@@ -17,7 +17,7 @@ import numpy as np
 
 from blending.color import COLOR_TRANSFERS, transfer_color
 from blending.deform import grid_for
-from blending.masks import hull_mask, quantize, xray
+from blending.masks import hull_mask, quantize, xray_u8
 
 
 @dataclass(frozen=True)
@@ -96,5 +96,4 @@ def blend(background: np.ndarray, foreground: np.ndarray, background_landmarks: 
     image = background.copy()
     image[box] = np.round(bg + alpha * (corrected - bg)).astype(np.uint8)
     choices.update(color_transfer=params.color_transfer, params=asdict(params))
-    return Blend(image=image, mask=mask_u8, xray=quantize(xray(mask_u8.astype(np.float32) / 255.0)),
-                 hull=hull, choices=choices)
+    return Blend(image=image, mask=mask_u8, xray=xray_u8(mask_u8), hull=hull, choices=choices)

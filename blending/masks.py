@@ -1,6 +1,8 @@
 """Masks drawn from landmarks, and the Face X-ray of a mask."""
 from __future__ import annotations
 
+from functools import lru_cache
+
 import cv2
 import numpy as np
 
@@ -37,6 +39,20 @@ def xray(mask: np.ndarray) -> np.ndarray:
     if is_binary(mask):
         mask = cv2.GaussianBlur(mask, (3, 3), 0)
     return 4.0 * mask * (1.0 - mask)
+
+
+@lru_cache(maxsize=1)
+def _xray_table() -> np.ndarray:
+    levels = np.arange(256, dtype=np.float32) / 255.0
+    return quantize(4.0 * levels * (1.0 - levels))
+
+
+def xray_u8(mask: np.ndarray) -> np.ndarray:
+    """`xray` of a uint8 mask (0..255), as uint8 0..255: one table lookup per pixel for a
+    soft mask; a binary mask is softened first, as in `xray`."""
+    if is_binary(mask):
+        return quantize(xray(mask.astype(np.float32) / 255.0))
+    return cv2.LUT(mask, _xray_table())
 
 
 def difference_mask(fake: np.ndarray, original: np.ndarray, smooth_sigma: float = 5.0,
