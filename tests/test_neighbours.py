@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from landmarks.neighbours import CandidatePool, choose_neighbour, k_nearest, normalize_landmarks
+from landmarks.neighbours import GRID, CandidatePool, choose_neighbour, k_nearest, normalize_landmarks
 
 
 def _pool(rng, n, dim=136, videos=12, identities=6, splits=2):
@@ -19,7 +19,8 @@ def _brute_force(queries, q_videos, q_ids, q_splits, pool, k):
     for q, v, i, s in zip(queries, q_videos, q_ids, q_splits):
         eligible = [j for j in range(len(pool))
                     if pool.videos[j] != v and pool.identities[j] != i and pool.splits[j] == s]
-        d = [(float(((q.astype(np.float64) - pool.vectors[j]) ** 2).sum()), j) for j in eligible]
+        grid = lambda v: np.round(np.asarray(v, np.float64) / GRID)   # distances on the landmark grid
+        d = [(float(((grid(q) - grid(pool.vectors[j])) ** 2).sum()), j) for j in eligible]
         rows.append([j for _, j in sorted(d)[:k]])
     return rows
 
@@ -74,3 +75,21 @@ def test_normalized_landmarks_ignore_translation_and_scale():
     np.testing.assert_allclose(a, b, atol=1e-5)
     assert a.shape == (136,)
     assert normalize_landmarks(np.stack([shape, shape])).shape == (2, 136)
+
+
+def test_result_does_not_depend_on_thread_count():
+    import torch
+    rng = np.random.default_rng(4)
+    pool = _pool(rng, 2000)
+    queries = rng.normal(size=(300, 136)).astype(np.float32)
+    queries[:50] = pool.vectors[:50]                      # exact duplicates: ties everywhere
+    args = (queries, rng.integers(0, 12, 300), rng.integers(0, 6, 300), rng.integers(0, 2, 300), pool, 40)
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one, _ = k_nearest(*args)
+        torch.set_num_threads(2)
+        two, _ = k_nearest(*args)
+    finally:
+        torch.set_num_threads(threads)
+    np.testing.assert_array_equal(one, two)
