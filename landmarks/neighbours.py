@@ -122,14 +122,12 @@ def k_nearest(queries: np.ndarray, query_videos: np.ndarray, query_identities: n
     distances = np.full((len(queries), k), np.inf, np.float32)
     for split in np.unique(query_splits):
         rows, members = np.flatnonzero(query_splits == split), np.flatnonzero(pool.splits == split)
-        whole = len(members) == len(pool)
-        local = np.full((len(queries), k), -1, np.int64) if not whole else indices
-        _k_nearest_in(rows, queries, query_videos, query_identities,
-                      pool.vectors if whole else pool.vectors[members], pool.videos if whole else pool.videos[members],
-                      pool.identities if whole else pool.identities[members], k, block, local, distances)
-        if not whole:
-            found = local[rows]
-            indices[rows] = np.where(found >= 0, members[np.maximum(found, 0)], -1) if len(members) else -1
+        if len(members) == 0:
+            continue
+        _k_nearest_in(rows, queries, query_videos, query_identities, pool.vectors[members], pool.videos[members],
+                      pool.identities[members], k, block, indices, distances)
+        found = indices[rows]           # indices into `members` -> indices into the pool
+        indices[rows] = np.where(found >= 0, members[np.maximum(found, 0)], -1)
     return indices, distances
 
 

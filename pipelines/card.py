@@ -19,6 +19,12 @@ def _read_table(directory: str, name: str) -> list[dict]:
         return pq.read_table(stream).to_pylist()
 
 
+def _row_count(directory: str, name: str) -> int:
+    """Rows of a table, from its Parquet footer (no data read)."""
+    with FileSystems.open(FileSystems.join(directory, f"{name}.parquet")) as stream:
+        return pq.ParquetFile(stream).metadata.num_rows
+
+
 def _write(directory: str, name: str, data: bytes) -> None:
     with FileSystems.create(FileSystems.join(directory, name)) as stream:
         stream.write(data)
@@ -36,7 +42,7 @@ def write_dataset_card(directory: str, title: str, config, command: str) -> dict
     """Write README.md, stats.json and preview.png into `directory`; returns the stats.
     `command`: the command line that made the output."""
     index = _read_table(directory, "index")
-    stats = dataset_stats(index, _read_table(directory, "failures"), len(_read_table(directory, "faces")),
+    stats = dataset_stats(index, _read_table(directory, "failures"), _row_count(directory, "faces"),
                           json.loads(json.dumps(dataclasses.asdict(config), default=str)), command)
     _write(directory, "stats.json", json.dumps(stats, indent=2).encode())
     _write(directory, "README.md", card_markdown(stats, title).encode())

@@ -12,8 +12,8 @@ TAR_MTIME = 0
 """Fixed member mtime (1970-01-01), so shards do not depend on when they were written."""
 
 
-def write_tar(stream: BinaryIO, samples: Iterable[EncodedSample]) -> int:
-    """Write samples as `<key>.<member>` entries in MEMBERS order; returns bytes written.
+def write_tar(stream: BinaryIO, samples: Iterable[EncodedSample]) -> None:
+    """Write samples as `<key>.<member>` entries in MEMBERS order.
 
     Owner, group, mode and mtime are fixed, so the archive depends only on the samples.
     """
@@ -28,4 +28,3 @@ def write_tar(stream: BinaryIO, samples: Iterable[EncodedSample]) -> int:
                 info.uid = info.gid = 0
                 info.uname = info.gname = ""
                 archive.addfile(info, io.BytesIO(data))
-    return stream.tell() if stream.seekable() else -1

@@ -59,9 +59,10 @@ def aligned_faces(shared_data, detector):
 
     faces = []
     for path in portrait_paths(shared_data):
-        found, _ = detector.detect(read_rgb(path))
+        rgb = read_rgb(path)
+        found, _ = detector.detect(rgb)
         assert found, f"no face in {path}"
-        crop, landmarks, _ = align_face(read_rgb(path), found[0].landmarks)
+        crop, landmarks, _ = align_face(rgb, found[0].landmarks)
         faces.append((crop, landmarks, path.parent.name))
     return faces
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import subprocess
 import sys
-import tarfile
 import textwrap
 
 import pyarrow.parquet as pq
@@ -64,8 +63,6 @@ def test_sigkill_mid_write_then_resume_gives_identical_shards(videos, tmp_path):
     finished = sorted(killed.glob("shard-*.tar"))
     assert len(finished) == 2                              # the two shards completed before the kill
     for shard in finished:                                 # ... are whole: nothing partial under a final name
-        with tarfile.open(shard) as archive:
-            assert len(archive.getmembers()) % 6 == 0 and archive.getmembers()
         assert _digests(killed)[shard.name] == _digests(reference)[shard.name]
     assert len(list(killed.glob(".shard-*.tmp-*"))) == 1    # the interrupted one kept its temporary name
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 
-import numpy as np
 import pytest
 import torch
 
@@ -107,7 +106,6 @@ def test_each_family_learns_on_tiny_forgery_shards(forgery_shards, tmp_path, fam
 
 
 def test_postprocessing_is_applied_per_sample_by_the_decoder(forgery_shards):
-    import tarfile
     from webdataset.tariterators import group_by_keys, tar_file_expander
     url = forgery_shards[1][0]
     sample = next(group_by_keys(tar_file_expander([{"url": url, "stream": open(url, "rb")}])))

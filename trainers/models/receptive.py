@@ -11,7 +11,7 @@ def _linearised(module: nn.Module) -> nn.Module:
     """A copy whose gradient support equals the theoretical receptive field: activations
     become identities, max-pools average pools of the same geometry, weights positive."""
     model = copy.deepcopy(module).eval()
-    for name, child in list(model.named_modules()):
+    for child in list(model.modules()):
         for attribute, sub in list(child.named_children()):
             if isinstance(sub, (nn.ReLU, nn.LeakyReLU, nn.ReLU6)):
                 setattr(child, attribute, nn.Identity())
