@@ -6,12 +6,13 @@ from dataclasses import dataclass
 import apache_beam as beam
 
 from blending.bi import BlendParams
-from pipelines.config import CropConfig, OutputConfig
+from pipelines.config import CropConfig, OutputConfig, WorkerConfig
 from pipelines.extract import FAILURES, ExtractFaces
 from pipelines.pairing import PairNeighbours
 from pipelines.records import Source
 from pipelines.samples import SynthesizeSamples
 from pipelines.write import WriteOutputs
+from shards.keys import sample_key
 
 
 @dataclass(frozen=True)
@@ -21,6 +22,7 @@ class BiShardsConfig:
 
     output: OutputConfig
     crops: CropConfig = CropConfig()
+    workers: WorkerConfig = WorkerConfig()
     neighbours: int = 100
     pool_size: int = 20_000
     fakes_per_real: float = 1.0
@@ -31,15 +33,20 @@ def build_bi_shards(pipeline: beam.Pipeline, sources: list[Source], skipped: lis
                     config: BiShardsConfig) -> None:
     """Add the BI pipeline to `pipeline`: real sources -> faces -> pairs -> samples -> shards.
     `skipped`: failure rows of inputs the reader left out (written to failures.parquet)."""
-    crops, seed = config.crops, config.output.seed
+    seed = config.output.seed
     extracted = (pipeline
                  | "ReadSources" >> beam.Create(sources)
-                 | "ExtractFaces" >> ExtractFaces(crops.detector, crops.frames_per_video, crops.size, crops.margin,
-                                                  config.output.fail_fast, len(sources), config.output.workers))
+                 | "ExtractFaces" >> ExtractFaces(config.crops, config.workers, len(sources)))
     faces = extracted.faces
     paired = faces | "PairNeighbours" >> PairNeighbours(config.neighbours, config.pool_size,
-                                                        config.fakes_per_real, seed, config.output.fail_fast)
-    samples = (faces, paired["jobs"]) | "SynthesizeBlends" >> SynthesizeSamples(config.blend, seed)
-    skipped_rows = pipeline | "ReaderSkipped" >> beam.Create(skipped)
-    (faces, samples, (skipped_rows, extracted[FAILURES], paired[FAILURES])) \
-        | "WriteOutputs" >> WriteOutputs(config.output)
+                                                        config.fakes_per_real, seed,
+                                                        config.workers.fail_fast)
+    pairings = paired["pairings"]
+    samples = (faces, pairings) | "SynthesizeBlends" >> SynthesizeSamples(config.blend, seed)
+    keys = ((faces | "RealKeys" >> beam.Map(lambda f: sample_key(f.key, "real")),
+             pairings | "BlendKeys" >> beam.Map(lambda p: p.key))
+            | "SampleKeys" >> beam.Flatten())
+    failures = ((pipeline | "ReaderSkipped" >> beam.Create(skipped), extracted[FAILURES], paired[FAILURES])
+                | "AllFailures" >> beam.Flatten())
+    outputs = {"faces": faces, "samples": samples, "keys": keys, "failures": failures}
+    outputs | "WriteOutputs" >> WriteOutputs(config.output)

@@ -5,12 +5,13 @@ from dataclasses import dataclass
 
 import apache_beam as beam
 
-from pipelines.config import CropConfig, OutputConfig
+from pipelines.config import CropConfig, OutputConfig, WorkerConfig
 from pipelines.forgery import ExtractForgeries, MaskOptions
 from pipelines.extract import FAILURES
 from pipelines.records import Source
 from pipelines.samples import counted, manipulated_sample, real_sample
 from pipelines.write import WriteOutputs
+from shards.keys import sample_key
 
 
 @dataclass(frozen=True)
@@ -18,6 +19,7 @@ class ForgeryShardsConfig:
     output: OutputConfig
     crops: CropConfig = CropConfig()
     masks: MaskOptions = MaskOptions()
+    workers: WorkerConfig = WorkerConfig()
 
 
 def group_by_original(real: list[Source], manipulated: list[Source]) -> list[tuple[Source, list[Source]]]:
@@ -35,15 +37,17 @@ def group_by_original(real: list[Source], manipulated: list[Source]) -> list[tup
 def build_forgery_shards(pipeline: beam.Pipeline, groups: list[tuple[Source, list[Source]]],
                          skipped: list[dict], config: ForgeryShardsConfig) -> None:
     """Add the supervised pipeline: each original and its fakes, same frames, same crops."""
-    crops = config.crops
     extracted = (pipeline
                  | "ReadGroups" >> beam.Create(groups)
-                 | "ExtractForgeries" >> ExtractForgeries(crops.detector, crops.frames_per_video,
-                                                          crops.size, crops.margin, config.masks,
-                                                          config.output.fail_fast, len(groups),
-                                                          config.output.workers))
-    reals = extracted["faces"] | "Real" >> beam.Map(counted(real_sample, "real"))
-    fakes = extracted["forgeries"] | "Manipulated" >> beam.Map(counted(manipulated_sample, "manipulated"))
-    samples = (reals, fakes) | "AllSamples" >> beam.Flatten()
-    skipped_rows = pipeline | "ReaderSkipped" >> beam.Create(skipped)
-    (extracted["faces"], samples, (skipped_rows, extracted[FAILURES])) | "WriteOutputs" >> WriteOutputs(config.output)
+                 | "ExtractForgeries" >> ExtractForgeries(config.crops, config.masks, config.workers, len(groups)))
+    faces, forgeries = extracted["faces"], extracted["forgeries"]
+    samples = ((faces | "Real" >> beam.Map(counted(real_sample, "real")),
+                forgeries | "Manipulated" >> beam.Map(counted(manipulated_sample, "manipulated")))
+               | "AllSamples" >> beam.Flatten())
+    keys = ((faces | "RealKeys" >> beam.Map(lambda f: sample_key(f.key, "real")),
+             forgeries | "FakeKeys" >> beam.Map(lambda f: sample_key(f.face.key, "fake")))
+            | "SampleKeys" >> beam.Flatten())
+    failures = ((pipeline | "ReaderSkipped" >> beam.Create(skipped), extracted[FAILURES])
+                | "AllFailures" >> beam.Flatten())
+    outputs = {"faces": faces, "samples": samples, "keys": keys, "failures": failures}
+    outputs | "WriteOutputs" >> WriteOutputs(config.output)

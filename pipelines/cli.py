@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import shlex
 from collections.abc import Callable
 
@@ -16,7 +17,7 @@ from landmarks.detect import DetectorConfig
 from pipelines.build_bi_shards import BiShardsConfig, build_bi_shards
 from pipelines.build_forgery_shards import ForgeryShardsConfig, build_forgery_shards, group_by_original
 from pipelines.card import write_dataset_card
-from pipelines.config import CropConfig, OutputConfig
+from pipelines.config import CropConfig, OutputConfig, WorkerConfig
 from pipelines.forgery import MaskOptions
 from pipelines.readers import READERS, InputError, Listing, ReaderOptions, demo_sources, read_sources
 from pipelines.readers.ffpp import METHODS as FFPP_METHODS
@@ -94,12 +95,16 @@ def _crop_config(opts: dict) -> CropConfig:
                                               all_faces=opts["all_faces"]))
 
 
-def _output_config(opts: dict, beam_args: list[str]) -> OutputConfig:
+def _output_config(opts: dict) -> OutputConfig:
     if opts["resume"] and opts["overwrite"]:
         raise InputError("--resume and --overwrite exclude each other")
-    workers = PipelineOptions(beam_args).view_as(DirectOptions).direct_num_workers or 1
-    return OutputConfig(opts["output"], opts["samples_per_shard"], opts["seed"], opts["resume"], opts["fail_fast"],
-                        max(1, workers))
+    return OutputConfig(opts["output"], opts["samples_per_shard"], opts["seed"], opts["resume"])
+
+
+def _worker_config(opts: dict, beam_args: list[str]) -> WorkerConfig:
+    """--direct_num_workers: local worker processes; 0 means one per core, as in Beam."""
+    workers = PipelineOptions(beam_args).view_as(DirectOptions).direct_num_workers
+    return WorkerConfig(opts["fail_fast"], (os.cpu_count() or 1) if workers == 0 else max(1, workers or 1))
 
 
 def _fail_fast_on_skipped(skipped: list[dict]) -> None:
@@ -128,7 +133,7 @@ def _run(ctx: click.Context, output: OutputConfig, overwrite: bool,
     try:
         summary = run_and_summarize(make_pipeline(ctx.args), build)
     except Exception as error:  # noqa: BLE001 - Beam wraps worker exceptions in its own types
-        if output.fail_fast and "InputFailure" in f"{type(error).__name__} {error}":
+        if config.workers.fail_fast and "InputFailure" in f"{type(error).__name__} {error}":
             message = str(error).split("InputFailure: ")[-1].splitlines()[0]
             raise click.ClickException(f"--fail-fast: {message}") from error
         raise
@@ -208,7 +213,8 @@ def build_bi_shards_command(ctx: click.Context, **opts) -> None:
             if not sources:
                 raise InputError(f"no real videos or images to blend in {opts['input_dir']} (split {opts['split']})")
         config = BiShardsConfig(
-            output=_output_config(opts, ctx.args), crops=_crop_config(opts), neighbours=opts["neighbours"],
+            output=_output_config(opts), crops=_crop_config(opts), workers=_worker_config(opts, ctx.args),
+            neighbours=opts["neighbours"],
             pool_size=opts["pool_size"], fakes_per_real=opts["fakes_per_real"],
             blend=BlendParams(deform_std=opts["deform_std"], blur_min=opts["blur_min"],
                               blur_max=opts["blur_max"], color_transfer=opts["color_transfer"]))
@@ -251,7 +257,7 @@ def build_forgery_shards_command(ctx: click.Context, **opts) -> None:
             raise InputError(f"no manipulated videos with their originals in {opts['input_dir']} "
                              f"(split {opts['split']}); this pipeline needs an FF++ or Celeb-DF layout")
         config = ForgeryShardsConfig(
-            output=_output_config(opts, ctx.args), crops=_crop_config(opts),
+            output=_output_config(opts), crops=_crop_config(opts), workers=_worker_config(opts, ctx.args),
             masks=MaskOptions(opts["masks"], opts["diff_smooth"], opts["diff_threshold"], opts["mask_cleanup"]))
     except (InputError, ValueError) as error:
         raise click.UsageError(str(error)) from error

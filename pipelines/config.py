@@ -1,4 +1,5 @@
-"""Settings shared by the pipelines: how faces are cropped and how shards are written."""
+"""Settings shared by the pipelines: how faces are cropped, how shards are written and how
+workers run."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -22,12 +23,18 @@ class OutputConfig:
     """directory: output folder or URL. samples_per_shard: samples per tar (last may be
     short). seed: seed of every random choice, shard order included. resume: keep shards
     an interrupted run completed (they are final: written whole, then renamed) and write
-    the rest. fail_fast: the first dropped input or face stops the run."""
+    the rest."""
 
     directory: str
     samples_per_shard: int = 1000
     seed: int = 0
     resume: bool = False
+
+
+@dataclass(frozen=True)
+class WorkerConfig:
+    """fail_fast: the first dropped input or face stops the run. workers: worker processes
+    sharing the run, e.g. --direct_num_workers (progress ETA)."""
+
     fail_fast: bool = False
     workers: int = 1
-    """Worker processes (progress ETA only), e.g. --direct_num_workers."""

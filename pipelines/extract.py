@@ -11,11 +11,13 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 
 from landmarks.align import align_face
-from landmarks.detect import DetectorConfig, FaceDetector
+from landmarks.detect import FaceDetector
 from landmarks.frames import DecodeError, media_kind, read_frames
+from pipelines.config import CropConfig, WorkerConfig
 from pipelines.progress import Progress
 from pipelines.records import Face, Source, failure
 from shards.keys import face_key
+from shards.png import encode_png
 
 FAILURES = "failures"
 """Tag of the failure-row output of every transform that can drop something."""
@@ -48,8 +50,8 @@ def crop_faces(detector: FaceDetector, source: Source, index: int, rgb, size: in
         crop, landmarks, matrix = align_face(rgb, face.landmarks, size, margin)
         Metrics.counter("faces", "kept").inc()
         yield Face(key=face_key(source.dataset, source.video, index, number), source=source,
-                   frame=index, box=face.box, score=face.score, landmarks=landmarks, crop=crop,
-                   matrix=matrix)
+                   frame=index, box=face.box, score=face.score, landmarks=landmarks,
+                   image=encode_png(crop), matrix=matrix)
 
 
 @contextmanager
@@ -68,27 +70,22 @@ def local_file(path: str):
 
 
 class _ExtractFacesFn(beam.DoFn):
-    def __init__(self, detector: DetectorConfig, frames_per_video: int, size: int, margin: float, fail_fast: bool,
-                 total: int, workers: int):
-        self._config, self._fail_fast = detector, fail_fast
-        self._total, self._workers = total, workers
-        self._progress: Progress | None = None
-        self._frames_per_video = frames_per_video
-        self._size = size
-        self._margin = margin
+    def __init__(self, crops: CropConfig, workers: WorkerConfig, total: int):
+        self._crops, self._workers, self._total = crops, workers, total
         self._detector: FaceDetector | None = None
+        self._progress: Progress | None = None
         self._frames = Metrics.counter("frames", "decoded")
 
     def setup(self):
-        self._detector = FaceDetector(self._config)  # once per worker, not per element
-        self._progress = Progress(self._total, self._workers)
+        self._detector = FaceDetector(self._crops.detector)  # once per worker, not per element
+        self._progress = Progress(self._total, self._workers.workers)
 
     def teardown(self):
         if self._detector is not None:
             self._detector.close()
 
     def process(self, source: Source):
-        fail_fast = self._fail_fast
+        crops, fail_fast = self._crops, self._workers.fail_fast
         if media_kind(source.path) is None:
             yield dropped(source.path, "read", "unsupported_type", detail="not a video or image extension",
                           fail_fast=fail_fast)
@@ -100,10 +97,10 @@ class _ExtractFacesFn(beam.DoFn):
         decoded = 0
         try:
             with local_file(source.path) as path:
-                for index, rgb in read_frames(path, self._frames_per_video):
+                for index, rgb in read_frames(path, crops.frames_per_video):
                     decoded += 1
                     self._frames.inc()
-                    for item in crop_faces(self._detector, source, index, rgb, self._size, self._margin, fail_fast):
+                    for item in crop_faces(self._detector, source, index, rgb, crops.size, crops.margin, fail_fast):
                         self._progress.update(faces=isinstance(item, Face))
                         yield item
         except DecodeError as error:
@@ -118,14 +115,14 @@ class _ExtractFacesFn(beam.DoFn):
 class ExtractFaces(beam.PTransform):
     """Source -> Face (main output) and failure rows (tag FAILURES).
 
-    Videos are decoded one frame at a time; `frames_per_video` evenly spaced frames are
-    used. MediaPipe loads once per worker (DoFn.setup).
+    Videos are decoded one frame at a time; `crops.frames_per_video` evenly spaced frames
+    are used. MediaPipe loads once per worker (DoFn.setup). total: inputs in the run
+    (progress ETA).
     """
 
-    def __init__(self, detector: DetectorConfig, frames_per_video: int, size: int, margin: float,
-                 fail_fast: bool = False, total: int = 0, workers: int = 1):
+    def __init__(self, crops: CropConfig, workers: WorkerConfig, total: int = 0):
         super().__init__()
-        self._fn = _ExtractFacesFn(detector, frames_per_video, size, margin, fail_fast, total, workers)
+        self._fn = _ExtractFacesFn(crops, workers, total)
 
     def expand(self, sources):
         return (sources

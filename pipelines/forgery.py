@@ -16,12 +16,14 @@ import numpy as np
 from apache_beam.metrics import Metrics
 
 from blending.masks import difference_mask
-from landmarks.detect import DetectorConfig, FaceDetector
+from landmarks.detect import FaceDetector
 from landmarks.frames import DecodeError, evenly_spaced, read_video_frames, video_frame_count
+from pipelines.config import CropConfig, WorkerConfig
 from pipelines.extract import FAILURES, crop_faces, dropped, local_file
 from pipelines.progress import Progress
 from pipelines.records import Face, Source
 from shards.keys import face_key
+from shards.png import encode_png
 
 
 @dataclass(frozen=True)
@@ -58,17 +60,15 @@ def _warp(frame: np.ndarray, matrix: np.ndarray, size: int) -> np.ndarray:
 
 
 class _ExtractForgeriesFn(beam.DoFn):
-    def __init__(self, detector: DetectorConfig, frames_per_video: int, size: int, margin: float,
-                 masks: MaskOptions, fail_fast: bool, total: int, workers: int):
-        self._config, self._frames_per_video, self._fail_fast = detector, frames_per_video, fail_fast
-        self._total, self._workers = total, workers
-        self._progress: Progress | None = None
-        self._size, self._margin, self._masks = size, margin, masks
+    def __init__(self, crops: CropConfig, masks: MaskOptions, workers: WorkerConfig, total: int):
+        self._crops, self._masks, self._workers, self._total = crops, masks, workers, total
+        self._fail_fast = workers.fail_fast
         self._detector: FaceDetector | None = None
+        self._progress: Progress | None = None
 
     def setup(self):
-        self._detector = FaceDetector(self._config)
-        self._progress = Progress(self._total, self._workers)
+        self._detector = FaceDetector(self._crops.detector)
+        self._progress = Progress(self._total, self._workers.workers)
 
     def teardown(self):
         if self._detector is not None:
@@ -90,12 +90,12 @@ class _ExtractForgeriesFn(beam.DoFn):
                 yield dropped(original.path, "decode", "undecodable", detail=f"group of {original.path}: {error}",
                               fail_fast=self._fail_fast)
                 return
-            indices = evenly_spaced(min(counts.values()), self._frames_per_video)
+            indices = evenly_spaced(min(counts.values()), self._crops.frames_per_video)
             faces: dict[int, Face] = {}
             try:
                 for index, rgb in read_video_frames(local[original.path], indices):
                     Metrics.counter("frames", "decoded").inc()
-                    for item in crop_faces(self._detector, original, index, rgb, self._size, self._margin,
+                    for item in crop_faces(self._detector, original, index, rgb, self._crops.size, self._crops.margin,
                                            self._fail_fast):
                         if isinstance(item, Face) and item.key.endswith("__f0"):
                             faces[index] = item
@@ -109,26 +109,28 @@ class _ExtractForgeriesFn(beam.DoFn):
     def _fake_crops(self, fake: Source, path: str, faces: dict[int, Face], stack: ExitStack):
         indices = sorted(faces)
         use_official = self._masks.source == "official" and bool(fake.mask)
+        size = self._crops.size
         masks = (read_video_frames(stack.enter_context(local_file(fake.mask)), indices)
                  if use_official else None)
-        scale = self._size / 256
+        scale = size / 256
         try:
             for index, rgb in read_video_frames(path, indices):
                 original = faces[index]
-                crop = _warp(rgb, original.matrix, self._size)
+                crop = _warp(rgb, original.matrix, size)
                 if masks is not None:
                     mask_index, mask_frame = next(masks)
                     if mask_index != index:
                         yield dropped(fake.mask, "decode", "mask_frame_missing", index,
                                       f"mask video gave frame {mask_index} instead", self._fail_fast)
                         continue
-                    grey = cv2.cvtColor(_warp(mask_frame, original.matrix, self._size), cv2.COLOR_RGB2GRAY)
+                    grey = cv2.cvtColor(_warp(mask_frame, original.matrix, size), cv2.COLOR_RGB2GRAY)
                     mask = (grey >= 128).astype(np.float32)
                 else:
                     mask = difference_mask(crop, original.crop, self._masks.smooth_sigma * scale,
                                            self._masks.threshold, max(1, round(self._masks.cleanup * scale)))
                 Metrics.counter("faces", "manipulated").inc()
-                face = replace(original, key=face_key(fake.dataset, fake.video, index, 0), source=fake, crop=crop)
+                face = replace(original, key=face_key(fake.dataset, fake.video, index, 0), source=fake,
+                               image=encode_png(crop))
                 yield ForgeryCrop(face, mask, "official" if use_official else "diff", original.key)
         except (DecodeError, StopIteration) as error:
             yield dropped(fake.path, "decode", "truncated", detail=f"{type(error).__name__}: {error}",
@@ -137,12 +139,12 @@ class _ExtractForgeriesFn(beam.DoFn):
 
 class ExtractForgeries(beam.PTransform):
     """(original Source, [manipulated Sources]) -> Face of the original (tag 'faces'),
-    ForgeryCrop (tag 'forgeries') and failure rows (tag FAILURES)."""
+    ForgeryCrop (tag 'forgeries') and failure rows (tag FAILURES). total: groups in the
+    run (progress ETA)."""
 
-    def __init__(self, detector: DetectorConfig, frames_per_video: int, size: int, margin: float,
-                 masks: MaskOptions, fail_fast: bool = False, total: int = 0, workers: int = 1):
+    def __init__(self, crops: CropConfig, masks: MaskOptions, workers: WorkerConfig, total: int = 0):
         super().__init__()
-        self._fn = _ExtractForgeriesFn(detector, frames_per_video, size, margin, masks, fail_fast, total, workers)
+        self._fn = _ExtractForgeriesFn(crops, masks, workers, total)
 
     def expand(self, groups):
         split = (groups

@@ -1,4 +1,8 @@
-"""PairNeighbours: each background face gets foreground faces from its landmark neighbours."""
+"""PairNeighbours: each background face gets foreground faces from its landmark neighbours.
+
+Only light records (keys, group codes, landmark vectors) take part in the search; the
+pixels meet again later, in one shuffle keyed by foreground (`pipelines.samples`).
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -13,14 +17,32 @@ from shards.keys import key_rng, sample_key, stable_hash
 
 
 @dataclass(frozen=True)
-class BlendJob:
-    """One blended sample to make: `background` gets the face `foreground` pasted in.
-    neighbour: rank of the foreground among the background's k nearest (0 = nearest) and
-    how many eligible neighbours there were."""
+class Candidate:
+    """What the neighbour search needs of a face, without its pixels.
+
+    video, identity, split: int64 group codes (stable hashes). vector: (136,) float32
+    normalised landmarks. path, frame and split_name name the face in a failure row.
+    """
 
     key: str
-    background: Face
-    foreground: Face
+    video: int
+    identity: int
+    split: int
+    vector: np.ndarray
+    path: str
+    frame: int
+    split_name: str
+
+
+@dataclass(frozen=True)
+class Pairing:
+    """One blended sample to make: sample `key` pastes face `foreground` into face
+    `background`. neighbour_rank: rank of the foreground among the background's k nearest
+    (0 = nearest); neighbours: how many eligible neighbours there were."""
+
+    key: str
+    background: str
+    foreground: str
     neighbour_rank: int
     neighbours: int
 
@@ -33,49 +55,52 @@ def blends_per_face(face_key: str, fakes_per_real: float, seed: int) -> int:
     return whole + int(extra)
 
 
-def _pool_entry(face: Face) -> tuple:
-    """(key, video code, identity code, split code, normalised landmarks) of a face."""
+def candidate(face: Face) -> Candidate:
+    """The face's entry in the neighbour search."""
     source = face.source
-    return (face.key, stable_hash("video", source.dataset, source.video),
-            stable_hash("identity", source.dataset, source.identity), stable_hash("split", source.split),
-            normalize_landmarks(face.landmarks))
+    return Candidate(face.key, stable_hash("video", source.dataset, source.video),
+                     stable_hash("identity", source.dataset, source.identity), stable_hash("split", source.split),
+                     normalize_landmarks(face.landmarks), source.path, face.frame, source.split)
 
 
-def _codes(entries: list[tuple], column: int) -> np.ndarray:
-    return np.array([e[column] for e in entries], np.int64).reshape(-1)
+def _codes(candidates: list[Candidate], field: str) -> np.ndarray:
+    return np.array([getattr(c, field) for c in candidates], np.int64).reshape(-1)
 
 
-def _to_pool(entries: list[tuple]) -> CandidatePool:
-    entries = sorted(entries, key=lambda e: e[0])
-    return CandidatePool(
-        keys=np.array([e[0] for e in entries], dtype=object), videos=_codes(entries, 1),
-        identities=_codes(entries, 2), splits=_codes(entries, 3),
-        vectors=np.array([e[4] for e in entries], np.float32).reshape(len(entries), 136))
+def _vectors(candidates: list[Candidate]) -> np.ndarray:
+    """(N, 136) float32: 68 normalised (x, y) points a face (N may be 0)."""
+    return np.array([c.vector for c in candidates], np.float32).reshape(len(candidates), 136)
+
+
+def _to_pool(candidates: list[Candidate]) -> CandidatePool:
+    candidates = sorted(candidates, key=lambda c: c.key)
+    return CandidatePool(keys=np.array([c.key for c in candidates], dtype=object),
+                         videos=_codes(candidates, "video"), identities=_codes(candidates, "identity"),
+                         splits=_codes(candidates, "split"), vectors=_vectors(candidates))
 
 
 class _MatchFn(beam.DoFn):
     def __init__(self, k: int, seed: int, fail_fast: bool):
         self._k, self._seed, self._fail_fast = k, seed, fail_fast
 
-    def process(self, batch: list[tuple[Face, int]], pool: CandidatePool):
-        entries = [_pool_entry(face) for face, _ in batch]
-        indices, _ = k_nearest(np.stack([e[4] for e in entries]), _codes(entries, 1), _codes(entries, 2),
-                               _codes(entries, 3), pool, self._k)
-        for (face, variant), row in zip(batch, indices):
-            key = sample_key(face.key, f"bi{variant}")
-            rng = key_rng(self._seed, "neighbour", key)
-            chosen = choose_neighbour(row, rng)
+    def process(self, batch: list[tuple[Candidate, int]], pool: CandidatePool):
+        queries = [query for query, _ in batch]
+        indices, _ = k_nearest(_vectors(queries), _codes(queries, "video"), _codes(queries, "identity"),
+                               _codes(queries, "split"), pool, self._k)
+        for (query, variant), row in zip(batch, indices, strict=True):
+            key = sample_key(query.key, f"bi{variant}")
+            chosen = choose_neighbour(row, key_rng(self._seed, "neighbour", key))
             if chosen is None:
-                yield dropped(face.source.path, "pair", "no_neighbour", face.frame,
+                yield dropped(query.path, "pair", "no_neighbour", query.frame,
                               f"{key}: no face of another video and identity of split "
-                              f"{face.source.split} in the candidate pool", self._fail_fast)
+                              f"{query.split_name} in the candidate pool", self._fail_fast)
                 continue
             rank = int(np.flatnonzero(row == chosen)[0])
-            yield pool.keys[chosen], (key, face, rank, int((row >= 0).sum()))
+            yield Pairing(key, query.key, str(pool.keys[chosen]), rank, int((row >= 0).sum()))
 
 
 class PairNeighbours(beam.PTransform):
-    """Face -> BlendJob (main) and failure rows (tag FAILURES).
+    """Face -> Pairing (main) and failure rows (tag FAILURES).
 
     The candidate pool is `pool_size` faces drawn by a seeded hash of their keys (the same
     pool whatever the worker order); each background face takes one of its `k` nearest
@@ -88,27 +113,16 @@ class PairNeighbours(beam.PTransform):
         self._fakes_per_real, self._seed, self._fail_fast = fakes_per_real, seed, fail_fast
 
     def expand(self, faces):
-        seed = self._seed
-        pool = (faces
-                | "PoolEntries" >> beam.Map(_pool_entry)
+        seed, fakes_per_real = self._seed, self._fakes_per_real
+        candidates = faces | "Candidates" >> beam.Map(candidate)
+        pool = (candidates
                 | "SamplePool" >> beam.combiners.Top.Of(
-                    self._pool_size, key=lambda e: stable_hash(seed, "pool", e[0]), reverse=True)
+                    self._pool_size, key=lambda c: stable_hash(seed, "pool", c.key), reverse=True)
                 | "BuildPool" >> beam.Map(_to_pool))
-        matched = (faces
-                   | "Jobs" >> beam.FlatMap(lambda f: [(f, v) for v in range(
-                       blends_per_face(f.key, self._fakes_per_real, seed))])
+        matched = (candidates
+                   | "Queries" >> beam.FlatMap(
+                       lambda c: [(c, v) for v in range(blends_per_face(c.key, fakes_per_real, seed))])
                    | "Batch" >> beam.BatchElements(min_batch_size=16, max_batch_size=512)
                    | "Match" >> beam.ParDo(_MatchFn(self._k, seed, self._fail_fast), pool=beam.pvalue.AsSingleton(pool))
-                   .with_outputs(FAILURES, main="matched"))
-        crops = faces | "ByKey" >> beam.Map(lambda f: (f.key, f))
-        jobs = ({"foreground": crops, "jobs": matched.matched}
-                | "JoinForeground" >> beam.CoGroupByKey()
-                | "MakeJobs" >> beam.FlatMap(_jobs_with_foreground))
-        return {"jobs": jobs, FAILURES: matched[FAILURES]}
-
-
-def _jobs_with_foreground(joined):
-    _, groups = joined
-    foregrounds = list(groups["foreground"])
-    for key, background, rank, neighbours in groups["jobs"]:
-        yield BlendJob(key, background, foregrounds[0], rank, neighbours)
+                   .with_outputs(FAILURES, main="pairings"))
+        return {"pairings": matched.pairings, FAILURES: matched[FAILURES]}

@@ -5,7 +5,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from shards.sample import EncodedSample
+from shards.png import png_size
+from shards.sample import EncodedSample, decode_png
 
 
 @dataclass(frozen=True)
@@ -31,8 +32,10 @@ class Face:
     """One aligned face crop.
 
     box: (4,) float32 x0, y0, x1, y1 detector box, frame px. score: detector confidence.
-    landmarks: (68, 2) float32 iBUG points, crop px. crop: (S, S, 3) uint8 RGB.
-    matrix: (2, 3) frame-to-crop affine transform.
+    landmarks: (68, 2) float32 iBUG points, crop px. matrix: (2, 3) frame-to-crop affine
+    transform. image: the (S, S, 3) RGB crop as lossless PNG (`shards.png`): half the bytes
+    of the raw pixels wherever the runner moves a face between workers, and the very bytes
+    of the real sample's img.png.
     """
 
     key: str
@@ -41,8 +44,18 @@ class Face:
     box: np.ndarray
     score: float
     landmarks: np.ndarray
-    crop: np.ndarray
+    image: bytes
     matrix: np.ndarray
+
+    @property
+    def crop(self) -> np.ndarray:
+        """(S, S, 3) uint8 RGB crop, decoded from `image`."""
+        return decode_png(self.image)
+
+    @property
+    def size(self) -> int:
+        """Crop side S, px."""
+        return png_size(self.image)[0]
 
     def table_row(self) -> dict:
         """Row of the `faces` table."""

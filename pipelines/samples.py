@@ -10,7 +10,7 @@ from apache_beam.metrics import Metrics
 from blending.bi import BlendParams, blend
 from blending.masks import hull_mask, quantize, xray
 from pipelines.forgery import ForgeryCrop
-from pipelines.pairing import BlendJob
+from pipelines.pairing import Pairing
 from pipelines.records import Face, ShardSample
 from shards.keys import key_rng, sample_key
 from shards.labels import method_id
@@ -54,26 +54,26 @@ def _index_row(key: str, face: Face, kind: str, label: int, method: str,
 def real_sample(face: Face) -> ShardSample:
     """The face as it is: label 0, all-zero X-ray and mask, hull of its landmarks."""
     key = sample_key(face.key, "real")
-    size = face.crop.shape[0]
+    size = face.size
     zeros = _zeros(size)
     meta = _meta(face, "real", "real") | {"key": key}
-    encoded = encode_sample(key, face.crop, zeros, zeros, quantize(hull_mask(face.landmarks, size)),
-                            0, meta)
+    encoded = encode_sample(key, face.image, zeros, zeros, quantize(hull_mask(face.landmarks, size)), 0, meta)
     return ShardSample(encoded, _index_row(key, face, "real", 0, "real"))
 
 
-def blended_sample(job: BlendJob, params: BlendParams, seed: int) -> ShardSample:
-    """The Face X-ray BI sample of a job: label 1; every random choice in its json."""
-    result = blend(job.background.crop, job.foreground.crop, job.background.landmarks,
-                   key_rng(seed, "blend", job.key), params)
-    fg = job.foreground
-    meta = _meta(job.background, "blended", "bi") | {
-        "key": job.key, "seed": seed,
+def blended_sample(pairing: Pairing, background: Face, foreground: Face, params: BlendParams,
+                   seed: int) -> ShardSample:
+    """The Face X-ray BI sample of a pairing: label 1; every random choice in its json."""
+    result = blend(background.crop, foreground.crop, background.landmarks,
+                   key_rng(seed, "blend", pairing.key), params)
+    fg = foreground
+    meta = _meta(background, "blended", "bi") | {
+        "key": pairing.key, "seed": seed,
         "foreground": {"key": fg.key, "video": fg.source.video, "identity": fg.source.identity,
-                       "neighbour_rank": job.neighbour_rank, "neighbours": job.neighbours},
+                       "neighbour_rank": pairing.neighbour_rank, "neighbours": pairing.neighbours},
         "blend": result.choices}
-    encoded = encode_sample(job.key, result.image, result.xray, result.mask, result.hull, 1, meta)
-    return ShardSample(encoded, _index_row(job.key, job.background, "blended", 1, "bi", fg.key))
+    encoded = encode_sample(pairing.key, result.image, result.xray, result.mask, result.hull, 1, meta)
+    return ShardSample(encoded, _index_row(pairing.key, background, "blended", 1, "bi", fg.key))
 
 
 def manipulated_sample(forgery: ForgeryCrop) -> ShardSample:
@@ -82,27 +82,62 @@ def manipulated_sample(forgery: ForgeryCrop) -> ShardSample:
     of the original frame's landmarks."""
     face = forgery.face
     key = sample_key(face.key, "fake")
-    size = face.crop.shape[0]
+    size = face.size
     method = face.source.method
     meta = _meta(face, "manipulated", method) | {
         "key": key, "original_key": sample_key(forgery.original_key, "real"),
         "mask_source": forgery.mask_source, "mask_area": round(float(forgery.mask.mean()), 5)}
-    encoded = encode_sample(key, face.crop, quantize(xray(forgery.mask)), quantize(forgery.mask),
+    encoded = encode_sample(key, face.image, quantize(xray(forgery.mask)), quantize(forgery.mask),
                             quantize(hull_mask(face.landmarks, size)), 1, meta)
     return ShardSample(encoded, _index_row(key, face, "manipulated", 1, method))
 
 
+def _route(face: Face, pairings_by_background):
+    """(foreground key, (pairing or None, face)): the face to its own group (None), and to
+    the group of each foreground it is the background of."""
+    yield face.key, (None, face)
+    for pairing in pairings_by_background[face.key]:
+        yield pairing.foreground, (pairing, face)
+
+
+class _SynthesizeFn(beam.DoFn):
+    """One group: a face and the pairings that take it as foreground -> its real sample
+    and those blended samples."""
+
+    def __init__(self, params: BlendParams, seed: int):
+        self._params, self._seed = params, seed
+        self._real = Metrics.counter("samples", "real")
+        self._blended = Metrics.counter("samples", "blended")
+
+    def process(self, group):
+        key, members = group
+        backgrounds = sorted((m for m in members if m[0] is not None), key=lambda m: m[0].key)
+        (face,) = [f for pairing, f in members if pairing is None]
+        self._real.inc()
+        yield real_sample(face)
+        for pairing, background in backgrounds:
+            self._blended.inc()
+            yield blended_sample(pairing, background, face, self._params, self._seed)
+
+
 class SynthesizeSamples(beam.PTransform):
-    """(faces, blend jobs) -> ShardSample: one real sample per face, one blended sample
-    per job."""
+    """(faces, pairings) -> ShardSample: one real sample per face, one blended sample per
+    pairing.
+
+    Each face crosses between workers twice at most: once to its own group, which makes its
+    real sample, and once to the group of each foreground it is blended with. A background
+    is looked up in a multimap side input of the (light) pairings, so faces are never
+    joined with a CoGroupByKey (whose Flatten would move every crop one extra time).
+    """
 
     def __init__(self, params: BlendParams, seed: int):
         super().__init__()
         self._params, self._seed = params, seed
 
     def expand(self, inputs):
-        faces, jobs = inputs
-        params, seed = self._params, self._seed
-        reals = faces | "Real" >> beam.Map(counted(real_sample, "real"))
-        blends = jobs | "Blend" >> beam.Map(counted(lambda job: blended_sample(job, params, seed), "blended"))
-        return (reals, blends) | "AllSamples" >> beam.Flatten()
+        faces, pairings = inputs
+        by_background = pairings | "ByBackground" >> beam.Map(lambda p: (p.background, p))
+        return (faces
+                | "Route" >> beam.FlatMap(_route, beam.pvalue.AsMultiMap(by_background))
+                | "GroupByForeground" >> beam.GroupByKey()
+                | "Synthesize" >> beam.ParDo(_SynthesizeFn(self._params, self._seed)))

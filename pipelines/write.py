@@ -11,7 +11,7 @@ from apache_beam.metrics import Metrics
 from pipelines.config import OutputConfig
 from pipelines.records import ShardSample
 from shards.keys import stable_hash
-from shards.layout import assign_slots, shard_name
+from shards.layout import SlotPlan, shard_name
 from shards.tables import TABLES
 from shards.tar import write_tar
 
@@ -36,7 +36,11 @@ class _WriteShardFn(beam.DoFn):
 
     def process(self, element):
         index, slots = element
-        samples = [sample for _, sample in sorted(slots, key=lambda slot: slot[0])]
+        slots = sorted(slots, key=lambda slot: slot[0])
+        positions = [position for position, _ in slots]
+        if len(set(positions)) != len(positions):
+            raise RuntimeError(f"shard {index}: two samples planned for one slot; sample keys are not unique")
+        samples = [sample for _, sample in slots]
         name = shard_name(index)
         if self._keep_existing and FileSystems.exists(FileSystems.join(self._directory, name)):
             Metrics.counter("shards", "kept").inc()
@@ -48,20 +52,22 @@ class _WriteShardFn(beam.DoFn):
             yield sample.index | {"shard": name}
 
 
-def _to_shard_slot(joined):
-    key, groups = joined
-    (slot,), (sample,) = groups["slot"], groups["sample"]
-    shard, position = slot
+def _to_shard_slot(sample: ShardSample, plan: SlotPlan, seed: int):
+    shard, position = plan.slot(stable_hash(seed, "order", sample.key), sample.key)
     return shard, (position, sample)
 
 
 class WriteShards(beam.PTransform):
-    """ShardSample -> `index` rows, writing `shard-NNNNNN.tar` files into `directory`.
+    """(ShardSample, sample keys) -> `index` rows, writing `shard-NNNNNN.tar` files into
+    `directory`.
 
-    Samples are shuffled across shards by a seeded hash of their keys and written
-    `samples_per_shard` to a shard; each shard is written whole by one worker, so shard
-    contents and bytes depend only on the samples and the seed. With `keep_existing`
-    (resume), shards already in place are kept as they are.
+    `keys` holds the key of every sample that will come, made from light records upstream,
+    so the shard plan (`shards.layout.SlotPlan`: a seeded hash-order shuffle across shards,
+    `samples_per_shard` to a shard) is ready as a side input when the samples are: each
+    sample goes straight from the stage that makes it to the worker writing its shard, with
+    one shuffle. A shard is written whole by one worker, so shard contents and bytes depend
+    only on the samples and the seed. With `keep_existing` (resume), shards already in place
+    are kept as they are.
     """
 
     def __init__(self, directory: str, samples_per_shard: int, seed: int, keep_existing: bool = False):
@@ -69,16 +75,15 @@ class WriteShards(beam.PTransform):
         self._directory, self._per_shard, self._seed = directory, samples_per_shard, seed
         self._keep_existing = keep_existing
 
-    def expand(self, samples):
+    def expand(self, inputs):
+        samples, keys = inputs
         seed, per_shard = self._seed, self._per_shard
-        slots = (samples
-                 | "Rank" >> beam.Map(lambda s: (stable_hash(seed, "order", s.key), s.key))
-                 | "AllRanks" >> beam.combiners.ToList()
-                 | "Slots" >> beam.FlatMap(lambda ranked: assign_slots(ranked, per_shard)))
-        keyed = samples | "ByKey" >> beam.Map(lambda s: (s.key, s))
-        return ({"slot": slots, "sample": keyed}
-                | "JoinSlots" >> beam.CoGroupByKey()
-                | "ToShard" >> beam.Map(_to_shard_slot)
+        plan = (keys
+                | "Rank" >> beam.Map(lambda key: (stable_hash(seed, "order", key), key))
+                | "AllRanks" >> beam.combiners.ToList()
+                | "Plan" >> beam.Map(lambda ranked: SlotPlan(ranked, per_shard)))
+        return (samples
+                | "ToShard" >> beam.Map(_to_shard_slot, beam.pvalue.AsSingleton(plan), seed)
                 | "GroupShards" >> beam.GroupByKey()
                 | "Write" >> beam.ParDo(_WriteShardFn(self._directory, self._keep_existing)))
 
@@ -100,16 +105,17 @@ class WriteTables(beam.PTransform):
 
 
 class WriteOutputs(beam.PTransform):
-    """(faces, samples, [failure-row PCollections]) -> shards + faces/index/failures tables."""
+    """{"faces", "samples", "keys" (of every sample), "failures" (rows)}: PCollections ->
+    shards + faces/index/failures tables."""
 
     def __init__(self, output: OutputConfig):
         super().__init__()
         self._output = output
 
-    def expand(self, inputs):
-        faces, samples, failures = inputs
+    def expand(self, inputs: dict):
         out = self._output
-        index = samples | "WriteShards" >> WriteShards(out.directory, out.samples_per_shard, out.seed, out.resume)
-        return {"faces": faces | "FaceRows" >> beam.Map(lambda f: f.table_row()),
+        index = ((inputs["samples"], inputs["keys"])
+                 | "WriteShards" >> WriteShards(out.directory, out.samples_per_shard, out.seed, out.resume))
+        return {"faces": inputs["faces"] | "FaceRows" >> beam.Map(lambda f: f.table_row()),
                 "index": index,
-                "failures": failures | "AllFailures" >> beam.Flatten()} | "WriteTables" >> WriteTables(out.directory)
+                "failures": inputs["failures"]} | "WriteTables" >> WriteTables(out.directory)

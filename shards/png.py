@@ -39,3 +39,10 @@ def encode_png(image: np.ndarray, level: int = 1) -> bytes:
     data = compressor.compress(scanlines.data) + compressor.flush()
     header = struct.pack(">IIBBBBB", width, height, 8, _COLOR_TYPES[channels], 0, 0, 0)
     return _SIGNATURE + _chunk(b"IHDR", header) + _chunk(b"IDAT", data) + _chunk(b"IEND", b"")
+
+
+def png_size(data: bytes) -> tuple[int, int]:
+    """(width, height) px of PNG bytes, read from the IHDR chunk without decoding."""
+    if data[:8] != _SIGNATURE or data[12:16] != b"IHDR":
+        raise ValueError("not a PNG image")
+    return struct.unpack(">II", data[16:24])

@@ -37,11 +37,12 @@ class EncodedSample:
     members: dict[str, bytes]
 
 
-def encode_sample(key: str, image: np.ndarray, xray: np.ndarray, mask: np.ndarray,
+def encode_sample(key: str, image: np.ndarray | bytes, xray: np.ndarray, mask: np.ndarray,
                   hull: np.ndarray, label: int, meta: dict) -> EncodedSample:
-    """image (S, S, 3), xray / mask / hull (S, S), all uint8; label 0 real, 1 fake."""
+    """image (S, S, 3) RGB, or PNG bytes already made by `shards.png.encode_png`; xray /
+    mask / hull (S, S); all uint8. label 0 real, 1 fake."""
     return EncodedSample(key, {
-        "img.png": encode_png(image),
+        "img.png": image if isinstance(image, bytes) else encode_png(image),
         "xray.png": encode_png(xray),
         "mask.png": encode_png(mask),
         "hull.png": encode_png(hull),

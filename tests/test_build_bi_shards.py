@@ -105,6 +105,17 @@ def test_same_seed_gives_identical_shards_and_another_seed_other_blends(run_seed
     assert all(first[k]["img.png"] == other[k]["img.png"] for k in reals)
 
 
+def test_two_worker_processes_write_the_same_shards_and_tables(run_seed0, video_dir, tmp_path):
+    output, _ = run_seed0
+    build(video_dir, tmp_path / "two", "--seed", "0",
+          "--direct_num_workers", "2", "--direct_running_mode", "multi_processing")
+    assert shard_digests(tmp_path / "two") == shard_digests(output)
+    for table in ("faces", "index"):
+        rows = [pq.read_table(folder / f"{table}.parquet").sort_by("key").to_pylist()
+                for folder in (output, tmp_path / "two")]
+        assert rows[0] == rows[1]
+
+
 def test_beam_options_pass_through(video_dir, tmp_path):
     log = build(video_dir, tmp_path / "out", "--frames-per-video", "1", "--fakes-per-real", "0",
                 "--direct_num_workers", "1", "--runner", "DirectRunner")

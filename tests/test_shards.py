@@ -10,7 +10,7 @@ import pytest
 import webdataset as wds
 
 from shards.keys import face_key, key_rng, sample_key, sanitize, split_key, stable_hash
-from shards.layout import assign_slots, shard_name
+from shards.layout import SlotPlan, shard_name
 from shards.sample import MEMBERS, decode_png, encode_sample
 from shards.tar import write_tar
 
@@ -68,17 +68,27 @@ def test_keys_with_dots_are_refused():
         write_tar(io.BytesIO(), [bad])
 
 
-def test_assign_slots_fills_shards_in_rank_order():
+def test_slot_plan_fills_shards_in_rank_order():
     ranked = [(stable_hash(0, "order", f"k{i}"), f"k{i}") for i in range(23)]
-    slots = dict(assign_slots(ranked, 5))
-    sizes = Counter(shard for shard, _ in slots.values())
-    assert sizes == {0: 5, 1: 5, 2: 5, 3: 5, 4: 3}
-    assert sorted(slots.values()) == sorted({v for v in slots.values()})  # no slot used twice
+    plan = SlotPlan(ranked, 5)
+    slots = {key: plan.slot(rank, key) for rank, key in ranked}
+    assert (len(plan), plan.shards) == (23, 5)
+    assert Counter(shard for shard, _ in slots.values()) == {0: 5, 1: 5, 2: 5, 3: 5, 4: 3}
     order = [key for _, key in sorted(ranked)]
-    assert [slots[k] for k in order] == sorted(slots.values())
+    assert [slots[k] for k in order] == [divmod(i, 5) for i in range(23)]
     assert shard_name(3) == "shard-000003.tar"
-    with pytest.raises(ValueError):
-        list(assign_slots(ranked, 0))
+    with pytest.raises(KeyError, match="not in the shard plan"):
+        plan.slot(12345, "stranger")
+    with pytest.raises(ValueError, match="samples_per_shard"):
+        SlotPlan(ranked, 0)
+
+
+def test_slot_plan_orders_samples_of_equal_rank_by_key():
+    plan = SlotPlan([(7, "b"), (3, "z"), (7, "a"), (9, "c"), (7, "c")], 2)
+    assert [plan.slot(r, k) for r, k in [(3, "z"), (7, "a"), (7, "b"), (7, "c"), (9, "c")]] == \
+        [(0, 0), (0, 1), (1, 0), (1, 1), (2, 0)]
+    with pytest.raises(KeyError):
+        plan.slot(7, "d")
 
 
 @pytest.mark.parametrize("shape", [(37, 53, 3), (64, 64), (1, 1), (256, 256, 3)])
