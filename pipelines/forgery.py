@@ -91,14 +91,14 @@ class _ExtractForgeriesFn(beam.DoFn):
                               fail_fast=self._fail_fast)
                 return
             indices = evenly_spaced(min(counts.values()), self._crops.frames_per_video)
-            faces: dict[int, Face] = {}
+            faces: dict[int, tuple[Face, np.ndarray]] = {}  # frame -> original face, its decoded crop
             try:
                 for index, rgb in read_video_frames(local[original.path], indices):
                     Metrics.counter("frames", "decoded").inc()
                     for item in crop_faces(self._detector, original, index, rgb, self._crops.size, self._crops.margin,
                                            self._fail_fast):
                         if isinstance(item, Face) and item.key.endswith("__f0"):
-                            faces[index] = item
+                            faces[index] = item, item.crop
                         yield item
             except DecodeError as error:
                 yield dropped(original.path, "decode", "truncated" if faces else "undecodable", detail=str(error),
@@ -106,7 +106,7 @@ class _ExtractForgeriesFn(beam.DoFn):
             for fake in fakes:
                 yield from self._fake_crops(fake, local[fake.path], faces, stack)
 
-    def _fake_crops(self, fake: Source, path: str, faces: dict[int, Face], stack: ExitStack):
+    def _fake_crops(self, fake: Source, path: str, faces: dict[int, tuple[Face, np.ndarray]], stack: ExitStack):
         indices = sorted(faces)
         use_official = self._masks.source == "official" and bool(fake.mask)
         size = self._crops.size
@@ -115,7 +115,7 @@ class _ExtractForgeriesFn(beam.DoFn):
         scale = size / 256
         try:
             for index, rgb in read_video_frames(path, indices):
-                original = faces[index]
+                original, original_crop = faces[index]
                 crop = _warp(rgb, original.matrix, size)
                 if masks is not None:
                     mask_index, mask_frame = next(masks)
@@ -126,7 +126,7 @@ class _ExtractForgeriesFn(beam.DoFn):
                     grey = cv2.cvtColor(_warp(mask_frame, original.matrix, size), cv2.COLOR_RGB2GRAY)
                     mask = (grey >= 128).astype(np.float32)
                 else:
-                    mask = difference_mask(crop, original.crop, self._masks.smooth_sigma * scale,
+                    mask = difference_mask(crop, original_crop, self._masks.smooth_sigma * scale,
                                            self._masks.threshold, max(1, round(self._masks.cleanup * scale)))
                 Metrics.counter("faces", "manipulated").inc()
                 face = replace(original, key=face_key(fake.dataset, fake.video, index, 0), source=fake,

@@ -110,12 +110,13 @@ class _SynthesizeFn(beam.DoFn):
         self._blended = Metrics.counter("samples", "blended")
 
     def process(self, group):
-        key, members = group
-        backgrounds = sorted((m for m in members if m[0] is not None), key=lambda m: m[0].key)
+        _, members = group
         (face,) = [f for pairing, f in members if pairing is None]
         self._real.inc()
         yield real_sample(face)
-        for pairing, background in backgrounds:
+        for pairing, background in members:
+            if pairing is None:
+                continue
             self._blended.inc()
             yield blended_sample(pairing, background, face, self._params, self._seed)
 
