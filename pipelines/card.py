@@ -12,6 +12,7 @@ from apache_beam.io.filesystems import FileSystems
 from shards.card import card_markdown, dataset_stats
 from shards.layout import shard_name
 from shards.preview import contact_sheet
+from shards.tar import read_tar
 
 
 def _read_table(directory: str, name: str) -> list[dict]:
@@ -31,11 +32,8 @@ def _write(directory: str, name: str, data: bytes) -> None:
 
 
 def _first_samples(directory: str, count: int) -> list[dict]:
-    from webdataset.tariterators import group_by_keys, tar_file_expander
-    url = FileSystems.join(directory, shard_name(0))
-    with FileSystems.open(url) as stream:
-        samples = group_by_keys(tar_file_expander([{"url": url, "stream": stream}]))
-        return [dict(s) for s in itertools.islice(samples, count)]
+    with FileSystems.open(FileSystems.join(directory, shard_name(0))) as stream:
+        return list(itertools.islice(read_tar(stream), count))
 
 
 def write_dataset_card(directory: str, title: str, config, command: str) -> dict:

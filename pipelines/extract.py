@@ -16,6 +16,7 @@ from landmarks.frames import DecodeError, media_kind, read_frames
 from pipelines.config import CropConfig, WorkerConfig
 from pipelines.progress import Progress
 from pipelines.records import Face, Source, failure
+from pipelines.worker import prepare_worker_process
 from shards.keys import face_key
 from shards.png import encode_png
 
@@ -79,6 +80,7 @@ class _ExtractFacesFn(beam.DoFn):
     def setup(self):
         self._detector = FaceDetector(self._crops.detector)  # once per worker, not per element
         self._progress = Progress(self._total, self._workers.workers)
+        prepare_worker_process()
 
     def teardown(self):
         if self._detector is not None:

@@ -22,6 +22,7 @@ from pipelines.config import CropConfig, WorkerConfig
 from pipelines.extract import FAILURES, crop_faces, dropped, local_file
 from pipelines.progress import Progress
 from pipelines.records import Face, Source
+from pipelines.worker import prepare_worker_process
 from shards.keys import face_key
 from shards.png import encode_png
 
@@ -69,6 +70,7 @@ class _ExtractForgeriesFn(beam.DoFn):
     def setup(self):
         self._detector = FaceDetector(self._crops.detector)
         self._progress = Progress(self._total, self._workers.workers)
+        prepare_worker_process()
 
     def teardown(self):
         if self._detector is not None:

@@ -13,6 +13,7 @@ import numpy as np
 from landmarks.neighbours import CandidatePool, choose_neighbour, k_nearest, normalize_landmarks
 from pipelines.extract import FAILURES, dropped
 from pipelines.records import Face
+from pipelines.worker import prepare_worker_process
 from shards.keys import key_rng, sample_key, stable_hash
 
 
@@ -82,6 +83,9 @@ def _to_pool(candidates: list[Candidate]) -> CandidatePool:
 class _MatchFn(beam.DoFn):
     def __init__(self, k: int, seed: int, fail_fast: bool):
         self._k, self._seed, self._fail_fast = k, seed, fail_fast
+
+    def setup(self):
+        prepare_worker_process()
 
     def process(self, batch: list[tuple[Candidate, int]], pool: CandidatePool):
         queries = [query for query, _ in batch]

@@ -12,6 +12,7 @@ from blending.masks import hull_mask, quantize, xray
 from pipelines.forgery import ForgeryCrop
 from pipelines.pairing import Pairing
 from pipelines.records import Face, ShardSample
+from pipelines.worker import prepare_worker_process
 from shards.keys import key_rng, sample_key
 from shards.labels import method_id
 from shards.sample import encode_sample
@@ -108,6 +109,9 @@ class _SynthesizeFn(beam.DoFn):
         self._params, self._seed = params, seed
         self._real = Metrics.counter("samples", "real")
         self._blended = Metrics.counter("samples", "blended")
+
+    def setup(self):
+        prepare_worker_process()
 
     def process(self, group):
         _, members = group

@@ -1,9 +1,10 @@
-"""Deterministic WebDataset tar writing: the same samples give the same bytes."""
+"""WebDataset tar shards: deterministic writing (the same samples give the same bytes) and
+a streaming reader for the build's own checks, which needs neither webdataset nor torch."""
 from __future__ import annotations
 
 import io
 import tarfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import BinaryIO
 
 from shards.sample import MEMBERS, EncodedSample
@@ -28,3 +29,23 @@ def write_tar(stream: BinaryIO, samples: Iterable[EncodedSample]) -> None:
                 info.uid = info.gid = 0
                 info.uname = info.gname = ""
                 archive.addfile(info, io.BytesIO(data))
+
+
+def read_tar(stream: BinaryIO) -> Iterator[dict[str, bytes | str]]:
+    """Samples of a shard in file order, as WebDataset groups them: `{"__key__": key,
+    member: bytes, ...}`, members joined on the name before the first dot. Reads the stream
+    once, front to back (no seeking), so a remote file works and stopping early reads
+    only the start of the shard."""
+    sample: dict[str, bytes | str] = {}
+    with tarfile.open(fileobj=stream, mode="r|") as archive:
+        for info in archive:
+            if not info.isfile():
+                continue
+            key, _, member = info.name.partition(".")
+            if sample and sample["__key__"] != key:
+                yield sample
+                sample = {}
+            sample["__key__"] = key
+            sample[member] = archive.extractfile(info).read()
+    if sample:
+        yield sample

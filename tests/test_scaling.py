@@ -90,3 +90,20 @@ def test_pipeline_reads_and_writes_through_beam_filesystems(shared_data, tmp_pat
     local = tmp_path.parent / "copy.tar"
     local.write_bytes(store["mem://bucket/out/shard-000000.tar"])
     assert len(list(wds.WebDataset(str(local), shardshuffle=False))) == 4
+
+
+def test_worker_process_runs_blas_single_threaded_and_freezes_long_lived_objects():
+    import gc
+
+    import numpy  # noqa: F401 - loads the BLAS that the limit applies to
+    from threadpoolctl import threadpool_info
+
+    from pipelines.worker import prepare_worker_process
+
+    try:
+        prepare_worker_process()
+        blas = [pool for pool in threadpool_info() if pool["user_api"] == "blas"]
+        assert blas and all(pool["num_threads"] == 1 for pool in blas)
+        assert gc.get_freeze_count() > 10_000     # modules, classes, functions alive now
+    finally:
+        gc.unfreeze()

@@ -12,7 +12,7 @@ import webdataset as wds
 from shards.keys import face_key, key_rng, sample_key, sanitize, split_key, stable_hash
 from shards.layout import SlotPlan, shard_name
 from shards.sample import MEMBERS, decode_png, encode_sample
-from shards.tar import write_tar
+from shards.tar import read_tar, write_tar
 
 
 def _samples(n, size=16):
@@ -59,6 +59,18 @@ def test_tar_bytes_are_deterministic_and_read_by_webdataset(tmp_path):
         assert r["cls"] == int(s.members["cls"]) and r["json"]["i"] == split_key(s.key)[2]
     pixels = next(iter(wds.WebDataset(str(path), shardshuffle=False).decode("rgb8")))
     np.testing.assert_array_equal(pixels["img.png"], decode_png(samples[0].members["img.png"]))
+
+
+def test_read_tar_returns_the_written_samples_reading_only_as_far_as_asked():
+    samples = _samples(4)
+    buffer = io.BytesIO()
+    write_tar(buffer, samples)
+    read = list(read_tar(io.BytesIO(buffer.getvalue())))
+    assert [r["__key__"] for r in read] == [s.key for s in samples]
+    assert all({k: r[k] for k in MEMBERS} == s.members for r, s in zip(read, samples))
+    stream = io.BytesIO(buffer.getvalue())
+    first = next(read_tar(stream))
+    assert first["__key__"] == samples[0].key and stream.tell() < len(buffer.getvalue()) // 2
 
 
 def test_keys_with_dots_are_refused():
