@@ -9,8 +9,6 @@ import gc
 
 from threadpoolctl import threadpool_limits
 
-_blas_limited = False
-
 
 def prepare_worker_process() -> None:
     """Single-threaded BLAS, and the objects alive now kept out of the cyclic collector.
@@ -24,10 +22,9 @@ def prepare_worker_process() -> None:
       DoFn itself) lives as long as the worker, so the cyclic collector need not walk it
       again: not in each full collection, and not at process exit, which took ~0.9 s per
       worker process (~0.2 s frozen) while the local runner waits for each in turn.
-      Calling it again later freezes what was set up since.
+
+    Each call acts again (a few ms), so a BLAS loaded or objects set up since the last call
+    are covered too.
     """
-    global _blas_limited
-    if not _blas_limited:
-        threadpool_limits(limits=1, user_api="blas")
-        _blas_limited = True
+    threadpool_limits(limits=1, user_api="blas")
     gc.freeze()

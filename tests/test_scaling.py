@@ -96,10 +96,12 @@ def test_worker_process_runs_blas_single_threaded_and_freezes_long_lived_objects
     import gc
 
     import numpy  # noqa: F401 - loads the BLAS that the limit applies to
-    from threadpoolctl import threadpool_info
+    from threadpoolctl import threadpool_info, threadpool_limits
 
     from pipelines.worker import prepare_worker_process
 
+    threadpool_limits(limits=2, user_api="blas")   # as a fresh process starts (or an earlier test left it)
+    gc.unfreeze()
     try:
         prepare_worker_process()
         blas = [pool for pool in threadpool_info() if pool["user_api"] == "blas"]
