@@ -55,6 +55,13 @@ def xray_u8(mask: np.ndarray) -> np.ndarray:
     return cv2.LUT(mask, _xray_table())
 
 
+def official_mask(crop: np.ndarray) -> np.ndarray:
+    """A dataset's own mask frame, cropped like its video: (S, S, 3) RGB or (S, S) grey
+    uint8 -> (S, S) float32 in {0, 1}, manipulated where the grey level is >= 128."""
+    grey = cv2.cvtColor(crop, cv2.COLOR_RGB2GRAY) if crop.ndim == 3 else crop
+    return (grey >= 128).astype(np.float32)
+
+
 def difference_mask(fake: np.ndarray, original: np.ndarray, smooth_sigma: float = 5.0,
                     threshold: float = 12.0, cleanup: int = 5) -> np.ndarray:
     """Forgery mask from a manipulated crop and its pixel-aligned original.

@@ -55,6 +55,18 @@ def crop_matrix(landmarks: np.ndarray, size: int, margin: float) -> np.ndarray:
     return matrix
 
 
+def compose_affine(outer: np.ndarray, inner: np.ndarray) -> np.ndarray:
+    """(2, 3) matrix of `outer` applied after `inner` (both (2, 3) affine)."""
+    return outer[:, :2] @ inner + np.hstack([np.zeros((2, 2)), outer[:, 2:]])
+
+
+def warp_crop(image: np.ndarray, matrix: np.ndarray, size: int) -> np.ndarray:
+    """The `size` x `size` crop of `image` ((H, W) or (H, W, C) uint8) under the (2, 3)
+    image-to-crop `matrix`: bilinear, pixels from outside the image black."""
+    return cv2.warpAffine(image, np.asarray(matrix, np.float64), (size, size), flags=cv2.INTER_LINEAR,
+                          borderMode=cv2.BORDER_CONSTANT)
+
+
 def align_face(rgb: np.ndarray, landmarks: np.ndarray, size: int = 256,
                margin: float = 1.3) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Crop an aligned face.
@@ -64,10 +76,23 @@ def align_face(rgb: np.ndarray, landmarks: np.ndarray, size: int = 256,
     the face box is the square around the upright landmarks.
     Returns crop (S, S, 3) uint8, landmarks (68, 2) float32 in crop px, and the (2, 3)
     frame-to-crop matrix. Pixels outside the frame are black.
+
+    Cutting a recipe crop from a stored, more generous crop is the same call on the stored
+    crop and its landmarks (the alignment is equivariant under similarity transforms); the
+    frame-to-recipe matrix is then `compose_affine(returned, stored matrix)`.
     """
     if margin <= 0:
         raise ValueError(f"margin must be > 0, got {margin}")
     matrix = crop_matrix(landmarks, size, margin)
-    crop = cv2.warpAffine(rgb, matrix, (size, size), flags=cv2.INTER_LINEAR,
-                          borderMode=cv2.BORDER_CONSTANT)
-    return crop, apply_affine(matrix, landmarks), matrix
+    return warp_crop(rgb, matrix, size), apply_affine(matrix, landmarks), matrix
+
+
+def align_detected(rgb: np.ndarray, landmarks: np.ndarray, mesh: np.ndarray, size: int,
+                   margin: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """`align_face` that also carries the face mesh into the crop.
+
+    mesh: (478, 2) float, frame px. Returns crop (S, S, 3) uint8, landmarks (68, 2) and mesh
+    (478, 2) float32 in crop px, and the (2, 3) frame-to-crop matrix.
+    """
+    crop, crop_landmarks, matrix = align_face(rgb, landmarks, size, margin)
+    return crop, crop_landmarks, apply_affine(matrix, mesh), matrix

@@ -31,11 +31,13 @@ class DetectedFace:
     box: (4,) float32 x0, y0, x1, y1 of the detector box, frame px.
     score: detector confidence in [0, 1].
     landmarks: (68, 2) float32 iBUG points, frame px.
+    mesh: (478, 2) float32 MediaPipe face-mesh points (refined), frame px.
     """
 
     box: np.ndarray
     score: float
     landmarks: np.ndarray
+    mesh: np.ndarray
 
     @property
     def size(self) -> float:
@@ -123,18 +125,19 @@ class FaceDetector:
             return RejectedFace(box, score, "low_score", f"score {score:.3f} < {self.config.min_score}")
         if side < self.config.min_size:
             return RejectedFace(box, score, "face_too_small", f"{side:.0f}px < {self.config.min_size:.0f}px")
-        landmarks = self._mesh_landmarks(rgb, box)
-        if landmarks is None:
+        mesh = self._mesh_points(rgb, box)
+        if mesh is None:
             return RejectedFace(box, score, "no_landmarks", "face mesh found no face in the box")
+        landmarks = mesh_to_ibug68(mesh)
         eyes = np.stack([landmarks[RIGHT_EYE].mean(0), landmarks[LEFT_EYE].mean(0)])
         eye_error = float(np.linalg.norm(eyes - eye_keypoints, axis=1).max()) / side
         if eye_error > self.config.max_eye_error:
             return RejectedFace(box, score, "implausible_landmarks",
                                 f"mesh eyes {eye_error:.2f} box sides from detector eyes")
-        return DetectedFace(box, score, landmarks)
+        return DetectedFace(box, score, landmarks, mesh)
 
-    def _mesh_landmarks(self, rgb: np.ndarray, box: np.ndarray) -> np.ndarray | None:
-        """iBUG-68 points (frame px) from the face mesh run on a square crop around `box`."""
+    def _mesh_points(self, rgb: np.ndarray, box: np.ndarray) -> np.ndarray | None:
+        """(478, 2) float32 face-mesh points (frame px), the mesh run on a square crop around `box`."""
         centre = (box[:2] + box[2:]) / 2
         side = 2.0 * float(max(box[2] - box[0], box[3] - box[1]))
         scale = MESH_INPUT / side
@@ -147,5 +150,4 @@ class FaceDetector:
             return None
         points = result.multi_face_landmarks[0].landmark
         mesh_crop = np.array([(p.x, p.y) for p in points], np.float32) * MESH_INPUT
-        mesh_frame = (mesh_crop - to_crop[:, 2]) / scale
-        return mesh_to_ibug68(mesh_frame)
+        return ((mesh_crop - to_crop[:, 2]) / scale).astype(np.float32)

@@ -4,13 +4,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import apache_beam as beam
+from apache_beam.metrics import Metrics
 
 from pipelines.config import CropConfig, OutputConfig, WorkerConfig
-from pipelines.forgery import ExtractForgeries, MaskOptions
 from pipelines.extract import FAILURES
-from pipelines.records import Source
-from pipelines.samples import counted, manipulated_sample, real_sample
+from pipelines.forgery import ExtractForgeries, ForgeryCrop, MaskOptions
+from pipelines.records import Face, Source
 from pipelines.write import WriteOutputs
+from shards.assemble import AssembledSample, manipulated_sample, real_sample
 from shards.keys import sample_key
 
 
@@ -34,6 +35,28 @@ def group_by_original(real: list[Source], manipulated: list[Source]) -> list[tup
     return [(originals[path], fakes) for path, fakes in sorted(groups.items())]
 
 
+def counted(function, name: str):
+    """`function` that also counts its calls as Beam counter `samples/<name>`."""
+    counter = Metrics.counter("samples", name)
+
+    def run(element):
+        counter.inc()
+        return function(element)
+    return run
+
+
+def original_sample(face: Face) -> AssembledSample:
+    """The real sample of an original's face crop."""
+    return real_sample(sample_key(face.key, "real"), face.record, face.image)
+
+
+def forged_sample(forgery: ForgeryCrop) -> AssembledSample:
+    """The manipulated sample of a fake's crop."""
+    face = forgery.face
+    return manipulated_sample(sample_key(face.key, "fake"), face.record, face.source.method, face.image,
+                              forgery.mask, forgery.mask_source, sample_key(forgery.original_key, "real"))
+
+
 def build_forgery_shards(pipeline: beam.Pipeline, groups: list[tuple[Source, list[Source]]],
                          skipped: list[dict], config: ForgeryShardsConfig) -> None:
     """Add the supervised pipeline: each original and its fakes, same frames, same crops."""
@@ -41,8 +64,8 @@ def build_forgery_shards(pipeline: beam.Pipeline, groups: list[tuple[Source, lis
                  | "ReadGroups" >> beam.Create(groups)
                  | "ExtractForgeries" >> ExtractForgeries(config.crops, config.masks, config.workers, len(groups)))
     faces, forgeries = extracted["faces"], extracted["forgeries"]
-    samples = ((faces | "Real" >> beam.Map(counted(real_sample, "real")),
-                forgeries | "Manipulated" >> beam.Map(counted(manipulated_sample, "manipulated")))
+    samples = ((faces | "Real" >> beam.Map(counted(original_sample, "real")),
+                forgeries | "Manipulated" >> beam.Map(counted(forged_sample, "manipulated")))
                | "AllSamples" >> beam.Flatten())
     keys = ((faces | "RealKeys" >> beam.Map(lambda f: sample_key(f.key, "real")),
              forgeries | "FakeKeys" >> beam.Map(lambda f: sample_key(f.face.key, "fake")))

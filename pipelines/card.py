@@ -9,8 +9,7 @@ import cv2
 import pyarrow.parquet as pq
 from apache_beam.io.filesystems import FileSystems
 
-from shards.card import card_markdown, dataset_stats
-from shards.layout import shard_name
+from shards.card import card_markdown, dataset_stats, faces_card_markdown, faces_stats
 from shards.preview import contact_sheet
 from shards.tar import read_tar
 
@@ -32,21 +31,62 @@ def _write(directory: str, name: str, data: bytes) -> None:
 
 
 def _first_samples(directory: str, count: int) -> list[dict]:
-    with FileSystems.open(FileSystems.join(directory, shard_name(0))) as stream:
-        return list(itertools.islice(read_tar(stream), count))
+    """The first `count` samples in shard order (a face-shard folder may have empty shards)."""
+    shards = sorted(m.path for m in FileSystems.match([FileSystems.join(directory, "shard-*.tar")])[0].metadata_list)
+    samples: list[dict] = []
+    for path in shards:
+        with FileSystems.open(path) as stream:
+            samples.extend(itertools.islice(read_tar(stream), count - len(samples)))
+        if len(samples) == count:
+            break
+    return samples
 
 
-def write_dataset_card(directory: str, title: str, config, command: str) -> dict:
-    """Write README.md, stats.json and preview.png into `directory`; returns the stats.
-    `command`: the command line that made the output."""
+def face_count(directory: str) -> int:
+    """Faces in a face-shard folder (rows of its faces.parquet)."""
+    return _row_count(directory, "faces")
+
+
+def stored_crop_margin(directory: str) -> float:
+    """The crop margin of a face-shard folder's stored crops (OSError if it has none)."""
+    with FileSystems.open(FileSystems.join(directory, "faces.parquet")) as stream:
+        margins = pq.read_table(stream, columns=["crop_margin"]).column("crop_margin").to_pylist()
+    if not margins:
+        raise OSError(f"{directory} holds no faces")
+    return min(margins)
+
+
+def _parameters(config) -> dict:
+    return json.loads(json.dumps(dataclasses.asdict(config), default=str))
+
+
+def _preview(directory: str, rows: int) -> None:
+    sheet = contact_sheet(_first_samples(directory, rows))
+    ok, png = cv2.imencode(".png", cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR))
+    if ok:
+        _write(directory, "preview.png", png.tobytes())
+
+
+def write_dataset_card(directory: str, title: str, config, command: str, faces: int | None = None) -> dict:
+    """Write README.md, stats.json and preview.png into a sample-shard folder; returns the
+    stats. `command`: the command line that made the output. faces: face crops the samples
+    came from (default: rows of the folder's faces.parquet)."""
     index = _read_table(directory, "index")
-    stats = dataset_stats(index, _read_table(directory, "failures"), _row_count(directory, "faces"),
-                          json.loads(json.dumps(dataclasses.asdict(config), default=str)), command)
+    faces = _row_count(directory, "faces") if faces is None else faces
+    stats = dataset_stats(index, _read_table(directory, "failures"), faces, _parameters(config), command)
     _write(directory, "stats.json", json.dumps(stats, indent=2).encode())
     _write(directory, "README.md", card_markdown(stats, title).encode())
     if index:
-        sheet = contact_sheet(_first_samples(directory, 12))
-        ok, png = cv2.imencode(".png", cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR))
-        if ok:
-            _write(directory, "preview.png", png.tobytes())
+        _preview(directory, 12)
+    return stats
+
+
+def write_faces_card(directory: str, config, command: str) -> dict:
+    """README.md, stats.json and preview.png of a face-shard folder; returns the stats."""
+    faces = _read_table(directory, "faces")
+    stats = faces_stats(faces, _read_table(directory, "failures"), _parameters(config), command)
+    _write(directory, "stats.json", json.dumps(stats, indent=2).encode())
+    _write(directory, "README.md", faces_card_markdown(stats).encode())
+    if faces:
+        _preview(directory, 8)
     return stats

@@ -9,19 +9,23 @@ from collections.abc import Callable
 import apache_beam as beam
 import click
 import cv2
-from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions
+from apache_beam.io.filesystems import FileSystems
+from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions, StandardOptions
 
 from blending.bi import BlendParams
 from blending.color import COLOR_TRANSFERS
 from landmarks.detect import DetectorConfig
 from pipelines.build_bi_shards import BiShardsConfig, build_bi_shards
 from pipelines.build_forgery_shards import ForgeryShardsConfig, build_forgery_shards, group_by_original
-from pipelines.card import write_dataset_card
+from pipelines.card import face_count, stored_crop_margin, write_dataset_card, write_faces_card
 from pipelines.config import CropConfig, OutputConfig, WorkerConfig
+from pipelines.extract_faces import FACES_SUBFOLDER, FacesConfig, extract_faces
 from pipelines.forgery import MaskOptions
 from pipelines.readers import READERS, InputError, Listing, ReaderOptions, demo_sources, read_sources
 from pipelines.readers.ffpp import METHODS as FFPP_METHODS
-from pipelines.runner import OutputExistsError, make_pipeline, prepare_output, run_and_summarize
+from pipelines.records import Source
+from pipelines.runner import OutputExistsError, RunSummary, make_pipeline, prepare_output, run_and_summarize
+from pipelines.units import Unit, plan_units
 
 PASS_THROUGH = {"ignore_unknown_options": True, "allow_extra_args": True}
 
@@ -52,17 +56,33 @@ input_options = _options(
                  help="Plain folder: identity of a file is its name, or its parent folder's name."),
 )
 
-crop_options = _options(
+frame_options = _options(
     click.option("--frames-per-video", type=click.IntRange(1), default=32, show_default=True,
                  help="Evenly spaced frames sampled per video."),
-    click.option("--size", type=click.IntRange(32), default=256, show_default=True, help="Crop side S, px."),
-    click.option("--margin", type=click.FloatRange(1.0), default=1.3, show_default=True,
-                 help="Crop side as a multiple of the face box side."),
     click.option("--min-face-size", type=click.FloatRange(0), default=64.0, show_default=True,
                  help="Drop faces whose detector box is smaller, px."),
     click.option("--min-score", type=click.FloatRange(0, 1), default=0.5, show_default=True,
                  help="Drop faces below this detector confidence."),
     click.option("--all-faces", is_flag=True, help="Keep every face of a frame, not only the largest."),
+)
+
+recipe_crop_options = _options(
+    click.option("--size", type=click.IntRange(32), default=256, show_default=True, help="Sample crop side S, px."),
+    click.option("--margin", type=click.FloatRange(1.0), default=1.3, show_default=True,
+                 help="Sample crop side as a multiple of the face box side."),
+)
+
+face_shard_options = _options(
+    click.option("--face-size", type=click.IntRange(32), default=384, show_default=True,
+                 help="Side of the crops stored in face shards, px (recipe crops are cut from them)."),
+    click.option("--face-margin", type=click.FloatRange(1.0), default=2.0, show_default=True,
+                 help="Stored crop side as a multiple of the face box side (>= every recipe's --margin)."),
+    click.option("--images-per-unit", type=click.IntRange(1), default=256, show_default=True,
+                 help="Consecutive images (sorted paths) per face shard; each video is a shard of its own."),
+    click.option("--neighbours", type=click.IntRange(1), default=100, show_default=True,
+                 help="k: neighbours.parquet lists each face's k nearest faces by landmarks."),
+    click.option("--pool-size", type=click.IntRange(1), default=20_000, show_default=True,
+                 help="Seeded random candidate pool the neighbours are searched in."),
 )
 
 output_options = _options(
@@ -89,10 +109,36 @@ def _listing(opts: dict) -> Listing:
     return listing
 
 
+EXTRACTION_OPTIONS = ("dataset", "split", "compression", "methods", "splits_dir", "dataset_name", "identity_from",
+                      "frames_per_video", "min_face_size", "min_score", "all_faces", "face_size", "face_margin",
+                      "images_per_unit", "neighbours", "pool_size")
+"""Options of face extraction, which `build_bi_shards --faces` refuses (its faces exist)."""
+
+
 def _crop_config(opts: dict) -> CropConfig:
-    return CropConfig(frames_per_video=opts["frames_per_video"], size=opts["size"], margin=opts["margin"],
+    return CropConfig(frames_per_video=opts["frames_per_video"], size=opts.get("size", 256),
+                      margin=opts.get("margin", 1.3), face_size=opts.get("face_size", 384),
+                      face_margin=opts.get("face_margin", 2.0),
                       detector=DetectorConfig(min_score=opts["min_score"], min_size=opts["min_face_size"],
                                               all_faces=opts["all_faces"]))
+
+
+def _faces_config(opts: dict, directory: str, workers: WorkerConfig) -> FacesConfig:
+    return FacesConfig(directory, crops=_crop_config(opts), workers=workers, seed=opts["seed"],
+                       neighbours=opts["neighbours"], pool_size=opts["pool_size"],
+                       images_per_unit=opts["images_per_unit"], resume=opts["resume"])
+
+
+def _units(sources: list[Source], opts: dict) -> list[Unit]:
+    return plan_units(sources, opts["images_per_unit"], opts["frames_per_video"], size_of=_local_size)
+
+
+def _local_size(path: str) -> int:
+    """Bytes of a local file (0 for a URL or a file that cannot be read): a cost estimate."""
+    try:
+        return 0 if "://" in path else os.path.getsize(path)
+    except OSError:
+        return 0
 
 
 def _output_config(opts: dict) -> OutputConfig:
@@ -101,10 +147,18 @@ def _output_config(opts: dict) -> OutputConfig:
     return OutputConfig(opts["output"], opts["samples_per_shard"], opts["seed"], opts["resume"])
 
 
+LOCAL_RUNNERS = (None, "DirectRunner", "BundleBasedDirectRunner", "SwitchingDirectRunner")
+
+
 def _worker_config(opts: dict, beam_args: list[str]) -> WorkerConfig:
-    """--direct_num_workers: local worker processes; 0 means one per core, as in Beam."""
-    workers = PipelineOptions(beam_args).view_as(DirectOptions).direct_num_workers
-    return WorkerConfig(opts["fail_fast"], (os.cpu_count() or 1) if workers == 0 else max(1, workers or 1))
+    """--direct_num_workers: local worker processes; 0 means one per core, as in Beam. The
+    local runner splits each stage's input statically, so extraction is dealt into one
+    balanced lane per worker; other runners balance single units themselves."""
+    options = PipelineOptions(beam_args)
+    workers = options.view_as(DirectOptions).direct_num_workers
+    workers = (os.cpu_count() or 1) if workers == 0 else max(1, workers or 1)
+    local = options.view_as(StandardOptions).runner in LOCAL_RUNNERS
+    return WorkerConfig(opts["fail_fast"], workers, workers if local else 0)
 
 
 def _fail_fast_on_skipped(skipped: list[dict]) -> None:
@@ -124,24 +178,37 @@ def command_line(ctx: click.Context) -> str:
     return shlex.join([*parts, *ctx.args])
 
 
-def _run(ctx: click.Context, output: OutputConfig, overwrite: bool,
-         build: Callable[[beam.Pipeline], None], config, title: str) -> None:
+def _run(ctx: click.Context, outputs: list[str], opts: dict, build: Callable[[beam.Pipeline], None],
+         fail_fast: bool) -> RunSummary:
+    """Prepare the output folders, run the pipeline `build` adds, print its summary."""
     try:
-        prepare_output(output.directory, overwrite, output.resume)
+        for directory in outputs:
+            prepare_output(directory, opts["overwrite"], opts["resume"])
     except OutputExistsError as error:
         raise click.UsageError(str(error)) from error
     try:
         summary = run_and_summarize(make_pipeline(ctx.args), build)
     except Exception as error:  # noqa: BLE001 - Beam wraps worker exceptions in its own types
-        if config.workers.fail_fast and "InputFailure" in f"{type(error).__name__} {error}":
+        if fail_fast and "InputFailure" in f"{type(error).__name__} {error}":
             message = str(error).split("InputFailure: ")[-1].splitlines()[0]
             raise click.ClickException(f"--fail-fast: {message}") from error
         raise
     click.echo("\n".join(summary.lines()))
-    if summary.get("samples", "written") == 0:
+    return summary
+
+
+def _faces_card(ctx: click.Context, config: FacesConfig) -> None:
+    if face_count(config.directory) == 0:
+        raise click.ClickException(f"no usable face in the input (see {config.directory}/failures.parquet)")
+    write_faces_card(config.directory, config, command_line(ctx))
+    click.echo(f"face shards: {config.directory} (faces.parquet, neighbours.parquet, README.md)")
+
+
+def _samples_card(ctx: click.Context, directory: str, title: str, config, faces: int | None = None) -> None:
+    stats = write_dataset_card(directory, title, config, command_line(ctx), faces)
+    if stats["samples"] == 0:
         raise click.ClickException("no samples were written: no usable face in the input (see failures.parquet)")
-    write_dataset_card(output.directory, title, config, command_line(ctx))
-    click.echo(f"dataset card: {output.directory}/README.md, stats.json, preview.png")
+    click.echo(f"dataset card: {directory}/README.md, stats.json, preview.png")
 
 
 class _Main(click.Group):
@@ -177,14 +244,63 @@ def run() -> None:
     """
 
 
+def _real_sources(opts: dict) -> tuple[list[Source], list[dict]]:
+    """The real inputs of --input (the embedded demo without it) and the reader's skipped rows."""
+    if opts["input_dir"] is None:
+        click.echo("No --input: running on the embedded demo (2 public-domain portraits).")
+        return demo_sources(), []
+    listing = _listing(opts)
+    if opts["fail_fast"]:
+        _fail_fast_on_skipped(listing.skipped)
+    if not listing.real():
+        raise InputError(f"no real videos or images in {opts['input_dir']} (split {opts['split']})")
+    return listing.real(), listing.skipped
+
+
+@run.command("extract_faces", context_settings=PASS_THROUGH)
+@input_options
+@click.option("--output", default="faces", show_default=True, help="Face-shard folder or URL.")
+@frame_options
+@face_shard_options
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the neighbour search's candidate pool.")
+@click.option("--overwrite", is_flag=True, help="Replace the outputs of an earlier run in --output.")
+@click.option("--resume", is_flag=True,
+              help="Complete an interrupted run in --output (same inputs and options): units whose face shard "
+                   "is written are kept; the result equals an uninterrupted run.")
+@click.option("--fail-fast", is_flag=True,
+              help="Stop at the first input or face that would be dropped, instead of recording it in "
+                   "failures.parquet.")
+@click.pass_context
+def extract_faces_command(ctx: click.Context, **opts) -> None:
+    """Videos and images in, face shards out: decode and detect once, blend many times.
+
+    Writes shard-NNNNNN.tar (one per video, or per --images-per-unit consecutive images;
+    each face: img.png, hull.png, json with landmarks and the 478-point mesh), and
+    faces / neighbours / failures .parquet to --output. `build_bi_shards --faces` and
+    `beam train --train-faces` read them.
+    """
+    try:
+        if opts["resume"] and opts["overwrite"]:
+            raise InputError("--resume and --overwrite exclude each other")
+        sources, skipped = _real_sources(opts)
+        config = _faces_config(opts, opts["output"], _worker_config(opts, ctx.args))
+        units = _units(sources, opts)
+    except (InputError, ValueError) as error:
+        raise click.UsageError(str(error)) from error
+    click.echo(f"{len(sources)} inputs in {len(units)} units -> {config.directory}")
+    _run(ctx, [config.directory], opts, lambda p: extract_faces(p, units, skipped, config), config.workers.fail_fast)
+    _faces_card(ctx, config)
+
+
 @run.command("build_bi_shards", context_settings=PASS_THROUGH)
 @input_options
+@click.option("--faces", "faces_dir", default=None,
+              help="Face shards made by extract_faces: blend from them, without opening a video. "
+                   "Excludes --input and every extraction option.")
 @click.option("--output", default="bi_shards", show_default=True, help="Output folder or URL.")
-@crop_options
-@click.option("--neighbours", type=click.IntRange(1), default=100, show_default=True,
-              help="k: foreground drawn from the k nearest faces by landmarks.")
-@click.option("--pool-size", type=click.IntRange(1), default=20_000, show_default=True,
-              help="Random candidate pool the neighbours are searched in.")
+@frame_options
+@face_shard_options
+@recipe_crop_options
 @click.option("--fakes-per-real", type=click.FloatRange(0), default=1.0, show_default=True,
               help="Blended samples per real sample (each face gives one real sample).")
 @click.option("--deform-std", type=click.FloatRange(0), default=0.03, show_default=True,
@@ -198,37 +314,58 @@ def run() -> None:
 def build_bi_shards_command(ctx: click.Context, **opts) -> None:
     """Real faces in, Face X-ray blended-image (BI) shards out.
 
-    Uses the real videos of --input (for FF++ / Celeb-DF: of --split). Writes
-    shard-NNNNNN.tar (WebDataset) and faces / index / failures .parquet to --output.
+    With --faces: from existing face shards. Otherwise from the real videos of --input
+    (for FF++ / Celeb-DF: of --split), extracted first into OUTPUT/faces/ (kept for reuse
+    with --faces). Writes shard-NNNNNN.tar (WebDataset) and index / failures .parquet.
     """
     try:
-        if opts["input_dir"] is None:
-            sources, skipped = demo_sources(), []
-            click.echo("No --input: running on the embedded demo (2 public-domain portraits).")
+        output = _output_config(opts)
+        workers = _worker_config(opts, ctx.args)
+        faces_dir, extraction = opts["faces_dir"], None
+        if faces_dir is not None:
+            given = [name for name in EXTRACTION_OPTIONS
+                     if ctx.get_parameter_source(name) is not click.core.ParameterSource.DEFAULT]
+            if opts["input_dir"] is not None or given:
+                raise InputError("--faces blends existing face shards; it excludes --input and the extraction "
+                                 "options: " + ", ".join(f"--{n.replace('_', '-')}" for n in
+                                                         (["input"] if opts["input_dir"] else []) + given))
+            stored_margin = stored_crop_margin(faces_dir)
         else:
-            listing = _listing(opts)
-            sources, skipped = listing.real(), listing.skipped
-            if opts["fail_fast"]:
-                _fail_fast_on_skipped(skipped)
-            if not sources:
-                raise InputError(f"no real videos or images to blend in {opts['input_dir']} (split {opts['split']})")
+            sources, skipped = _real_sources(opts)
+            faces_dir = FileSystems.join(output.directory, FACES_SUBFOLDER)
+            extraction = _faces_config(opts, faces_dir, workers)
+            units = _units(sources, opts)
+            stored_margin = opts["face_margin"]
+        if opts["margin"] > stored_margin:
+            raise InputError(f"--margin {opts['margin']} needs more context than the stored faces hold "
+                             f"(margin {stored_margin}): lower --margin or extract with a larger --face-margin")
         config = BiShardsConfig(
-            output=_output_config(opts), crops=_crop_config(opts), workers=_worker_config(opts, ctx.args),
-            neighbours=opts["neighbours"],
-            pool_size=opts["pool_size"], fakes_per_real=opts["fakes_per_real"],
+            output=output, faces=faces_dir, size=opts["size"], margin=opts["margin"], workers=workers,
+            fakes_per_real=opts["fakes_per_real"],
             blend=BlendParams(deform_std=opts["deform_std"], blur_min=opts["blur_min"],
                               blur_max=opts["blur_max"], color_transfer=opts["color_transfer"]))
-    except (InputError, ValueError) as error:
+    except (InputError, ValueError, OSError) as error:
         raise click.UsageError(str(error)) from error
-    click.echo(f"{len(sources)} inputs -> {config.output.directory}")
-    _run(ctx, config.output, opts["overwrite"], lambda p: build_bi_shards(p, sources, skipped, config), config,
-         "Face X-ray blended-image (BI) shards")
+
+    def build(pipeline: beam.Pipeline) -> None:
+        ready = None if extraction is None else extract_faces(pipeline, units, skipped, extraction)
+        build_bi_shards(pipeline, config, after=ready)
+
+    if extraction is None:
+        click.echo(f"faces of {faces_dir} -> {output.directory}")
+        _run(ctx, [output.directory], opts, build, workers.fail_fast)
+    else:
+        click.echo(f"{len(sources)} inputs in {len(units)} units -> {faces_dir} -> {output.directory}")
+        _run(ctx, [output.directory, faces_dir], opts, build, workers.fail_fast)
+        _faces_card(ctx, extraction)
+    _samples_card(ctx, output.directory, "Face X-ray blended-image (BI) shards", config, face_count(faces_dir))
 
 
 @run.command("build_forgery_shards", context_settings=PASS_THROUGH)
 @input_options
 @click.option("--output", default="forgery_shards", show_default=True, help="Output folder or URL.")
-@crop_options
+@frame_options
+@recipe_crop_options
 @click.option("--masks", type=click.Choice(["diff", "official"]), default="diff", show_default=True,
               help="Forgery masks from |fake - original|, or the dataset's mask videos where present.")
 @click.option("--diff-smooth", type=click.FloatRange(0), default=5.0, show_default=True,
@@ -263,9 +400,10 @@ def build_forgery_shards_command(ctx: click.Context, **opts) -> None:
         raise click.UsageError(str(error)) from error
     click.echo(f"{len(groups)} originals with {sum(len(f) for _, f in groups)} manipulated videos "
                f"-> {config.output.directory}")
-    _run(ctx, config.output, opts["overwrite"],
-         lambda p: build_forgery_shards(p, groups, listing.skipped, config), config,
-         "Supervised forgery shards (manipulated videos and their originals)")
+    _run(ctx, [config.output.directory], opts, lambda p: build_forgery_shards(p, groups, listing.skipped, config),
+         config.workers.fail_fast)
+    _samples_card(ctx, config.output.directory, "Supervised forgery shards (manipulated videos and their originals)",
+                  config)
 
 
 @main.command()

@@ -9,12 +9,16 @@ from landmarks.detect import DetectorConfig
 
 @dataclass(frozen=True)
 class CropConfig:
-    """frames_per_video: evenly spaced frames used per video. size: crop side S, px.
-    margin: crop side / face-box side. detector: face acceptance thresholds."""
+    """frames_per_video: evenly spaced frames used per video. size, margin: the recipe's
+    crop side (px) and crop side / face-box side. face_size, face_margin: the same for the
+    stored crops of face shards, from which recipe crops are cut (so at least as generous).
+    detector: face acceptance thresholds."""
 
     frames_per_video: int = 32
     size: int = 256
     margin: float = 1.3
+    face_size: int = 384
+    face_margin: float = 2.0
     detector: DetectorConfig = DetectorConfig()
 
 
@@ -34,7 +38,10 @@ class OutputConfig:
 @dataclass(frozen=True)
 class WorkerConfig:
     """fail_fast: the first dropped input or face stops the run. workers: worker processes
-    sharing the run, e.g. --direct_num_workers (progress ETA)."""
+    sharing the run, e.g. --direct_num_workers (progress ETA). lanes: how many elements the
+    extraction work is dealt into (the local runner's worker count, so each worker gets one
+    balanced share; 0: one unit per element, for runners that balance work themselves)."""
 
     fail_fast: bool = False
     workers: int = 1
+    lanes: int = 0

@@ -1,58 +1,64 @@
-"""ExtractFaces: sources -> aligned face crops (+ failure rows for whatever was dropped)."""
+"""ExtractFaces: units of inputs -> face shards written by the worker that decoded them.
+
+A worker handed a lane (a list of units) decodes each unit's frames, detects and aligns
+its faces, writes the unit's face shard and its unit record (the faces' records and the
+failure rows, no pixels) itself, atomically, and passes on only a `UnitSummary`. Nothing
+with pixels crosses the runner.
+"""
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 import apache_beam as beam
+import numpy as np
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 
-from landmarks.align import align_face
+from landmarks.align import align_detected
 from landmarks.detect import FaceDetector
 from landmarks.frames import DecodeError, media_kind, read_frames
 from pipelines.config import CropConfig, WorkerConfig
 from pipelines.progress import Progress
 from pipelines.records import Face, Source, failure
+from pipelines.units import Unit
 from pipelines.worker import prepare_worker_process
+from pipelines.write import AtomicFile, write_atomically
+from shards.faces import FaceRecord, stored_face
 from shards.keys import face_key
+from shards.layout import shard_name
 from shards.png import encode_png
+from shards.tar import write_tar
 
 FAILURES = "failures"
 """Tag of the failure-row output of every transform that can drop something."""
+UNIT_RECORDS = "units"
+"""Folder of the unit records, beside the face shards."""
 
 
 class InputFailure(Exception):
     """Raised instead of writing a failure row when the run is --fail-fast."""
 
 
-def dropped(path: str, stage: str, reason: str, frame: int = -1, detail: str = "", fail_fast: bool = False):
-    """A failure row on the FAILURES output, counted as Beam counter `dropped/<reason>`;
-    with `fail_fast`, an InputFailure instead."""
+def count_dropped(path: str, stage: str, reason: str, frame: int = -1, detail: str = "",
+                  fail_fast: bool = False) -> dict:
+    """A failure row, counted as Beam counter `dropped/<reason>`; with `fail_fast`, an
+    InputFailure instead."""
     Metrics.counter("dropped", reason).inc()
     if fail_fast:
         raise InputFailure(f"{path}: {stage}/{reason}" + (f" at frame {frame}" if frame >= 0 else "")
                            + (f": {detail}" if detail else ""))
-    return beam.pvalue.TaggedOutput(FAILURES, failure(path, stage, reason, frame, detail))
+    return failure(path, stage, reason, frame, detail)
 
 
-def crop_faces(detector: FaceDetector, source: Source, index: int, rgb, size: int, margin: float,
-               fail_fast: bool = False):
-    """Faces of one frame as aligned `Face` crops, and a failure row (TaggedOutput) for
-    each face dropped, or for the frame when it has no face."""
-    accepted, rejected = detector.detect(rgb)
-    for face in rejected:
-        yield dropped(source.path, "detect", face.reason, index, face.detail, fail_fast)
-    if not accepted and not rejected:
-        yield dropped(source.path, "detect", "no_face", index, fail_fast=fail_fast)
-    for number, face in enumerate(accepted):
-        crop, landmarks, matrix = align_face(rgb, face.landmarks, size, margin)
-        Metrics.counter("faces", "kept").inc()
-        yield Face(key=face_key(source.dataset, source.video, index, number), source=source,
-                   frame=index, box=face.box, score=face.score, landmarks=landmarks,
-                   image=encode_png(crop), matrix=matrix)
+def dropped(path: str, stage: str, reason: str, frame: int = -1, detail: str = "", fail_fast: bool = False):
+    """`count_dropped` as a row on the FAILURES output."""
+    return beam.pvalue.TaggedOutput(FAILURES, count_dropped(path, stage, reason, frame, detail, fail_fast))
 
 
 @contextmanager
@@ -70,12 +76,86 @@ def local_file(path: str):
         yield copy.name
 
 
-class _ExtractFacesFn(beam.DoFn):
-    def __init__(self, crops: CropConfig, workers: WorkerConfig, total: int):
-        self._crops, self._workers, self._total = crops, workers, total
+def source_frames(source: Source, frames_per_video: int, fail_fast: bool) -> Iterator[tuple[int, np.ndarray] | dict]:
+    """(frame index, (H, W, 3) uint8 RGB) of a source's sampled frames, and a failure row
+    (dict) where the source cannot be read or decoded (after the frames that could be)."""
+    if media_kind(source.path) is None:
+        yield count_dropped(source.path, "read", "unsupported_type", detail="not a video or image extension",
+                            fail_fast=fail_fast)
+        return
+    if "://" not in source.path and not os.access(source.path, os.R_OK):
+        yield count_dropped(source.path, "read", "unreadable", detail="no read permission, or a dangling link",
+                            fail_fast=fail_fast)
+        return
+    decoded = 0
+    try:
+        with local_file(source.path) as path:
+            for item in read_frames(path, frames_per_video):
+                decoded += 1
+                Metrics.counter("frames", "decoded").inc()
+                yield item
+    except DecodeError as error:
+        yield count_dropped(source.path, "decode", "truncated" if decoded else "undecodable", detail=str(error),
+                            fail_fast=fail_fast)
+    except OSError as error:
+        yield count_dropped(source.path, "read", "unreadable", detail=f"{type(error).__name__}: {error}",
+                            fail_fast=fail_fast)
+
+
+def crop_faces(detector: FaceDetector, source: Source, index: int, rgb, size: int, margin: float,
+               fail_fast: bool = False):
+    """Faces of one frame as aligned `Face` crops, and a failure row (TaggedOutput) for
+    each face dropped, or for the frame when it has no face (supervised pipeline)."""
+    accepted, rejected = detector.detect(rgb)
+    for face in rejected:
+        yield dropped(source.path, "detect", face.reason, index, face.detail, fail_fast)
+    if not accepted and not rejected:
+        yield dropped(source.path, "detect", "no_face", index, fail_fast=fail_fast)
+    height, width = rgb.shape[:2]
+    for number, face in enumerate(accepted):
+        crop, landmarks, _, matrix = align_detected(rgb, face.landmarks, face.mesh, size, margin)
+        Metrics.counter("faces", "kept").inc()
+        record = FaceRecord(key=face_key(source.dataset, source.video, index, number), dataset=source.dataset,
+                            split=source.split, video=source.video, identity=source.identity, frame=index,
+                            path=source.path, frame_size=(width, height), box=face.box, score=face.score,
+                            landmarks=landmarks, matrix=matrix, crop_size=size, crop_margin=margin)
+        yield Face(record=record, source=source, image=encode_png(crop))
+
+
+@dataclass(frozen=True)
+class UnitSummary:
+    """What a worker reports of one unit: its index, faces and failure rows written, and
+    whether its face shard was kept from an interrupted run."""
+
+    index: int
+    faces: int
+    failures: int
+    kept: bool = False
+
+
+def unit_record_name(index: int) -> str:
+    """`units/shard-NNNNNN.json`: the record of unit `index`, beside its face shard."""
+    return f"{shard_name(index)[:-4]}.json"
+
+
+def read_unit_record(directory: str, index: int) -> dict:
+    """{"faces": [faces.parquet rows], "failures": [failures.parquet rows]} of a unit."""
+    with FileSystems.open(FileSystems.join(directory, UNIT_RECORDS, unit_record_name(index))) as stream:
+        return json.loads(stream.read())
+
+
+def unit_is_done(directory: str, index: int) -> bool:
+    """Whether unit `index` has its face shard (renamed into place last) and its record."""
+    return (FileSystems.exists(FileSystems.join(directory, shard_name(index)))
+            and FileSystems.exists(FileSystems.join(directory, UNIT_RECORDS, unit_record_name(index))))
+
+
+class _ExtractUnitsFn(beam.DoFn):
+    def __init__(self, directory: str, crops: CropConfig, workers: WorkerConfig, resume: bool, total: int):
+        self._directory, self._crops, self._workers = directory, crops, workers
+        self._resume, self._total = resume, total
         self._detector: FaceDetector | None = None
         self._progress: Progress | None = None
-        self._frames = Metrics.counter("frames", "decoded")
 
     def setup(self):
         self._detector = FaceDetector(self._crops.detector)  # once per worker, not per element
@@ -86,47 +166,82 @@ class _ExtractFacesFn(beam.DoFn):
         if self._detector is not None:
             self._detector.close()
 
-    def process(self, source: Source):
+    def process(self, lane: list[Unit]):
+        for unit in lane:
+            if self._resume and unit_is_done(self._directory, unit.index):
+                record = read_unit_record(self._directory, unit.index)
+                Metrics.counter("units", "kept").inc()
+                self._progress.update(inputs=len(unit.sources), faces=len(record["faces"]))
+                yield UnitSummary(unit.index, len(record["faces"]), len(record["failures"]), kept=True)
+            else:
+                yield self._extract(unit)
+
+    def _extract(self, unit: Unit) -> UnitSummary:
         crops, fail_fast = self._crops, self._workers.fail_fast
-        if media_kind(source.path) is None:
-            yield dropped(source.path, "read", "unsupported_type", detail="not a video or image extension",
-                          fail_fast=fail_fast)
-            return
-        if "://" not in source.path and not os.access(source.path, os.R_OK):
-            yield dropped(source.path, "read", "unreadable", detail="no read permission, or a dangling link",
-                          fail_fast=fail_fast)
-            return
-        decoded = 0
-        try:
-            with local_file(source.path) as path:
-                for index, rgb in read_frames(path, crops.frames_per_video):
-                    decoded += 1
-                    self._frames.inc()
-                    for item in crop_faces(self._detector, source, index, rgb, crops.size, crops.margin, fail_fast):
-                        self._progress.update(faces=isinstance(item, Face))
-                        yield item
-        except DecodeError as error:
-            yield dropped(source.path, "decode", "truncated" if decoded else "undecodable", detail=str(error),
-                          fail_fast=fail_fast)
-        except OSError as error:
-            yield dropped(source.path, "read", "unreadable", detail=f"{type(error).__name__}: {error}",
-                          fail_fast=fail_fast)
-        self._progress.update(inputs=1)
+        faces, failures = [], []
+        for source in unit.sources:
+            for item in source_frames(source, crops.frames_per_video, fail_fast):
+                if isinstance(item, dict):
+                    failures.append(item)
+                    continue
+                index, rgb = item
+                found = self._faces_of_frame(source, index, rgb)
+                faces.extend(f for f in found if not isinstance(f, dict))
+                failures.extend(f for f in found if isinstance(f, dict))
+                self._progress.update(faces=sum(not isinstance(f, dict) for f in found))
+            self._progress.update(inputs=1)
+        name = shard_name(unit.index)
+        shard = AtomicFile(self._directory, name, lambda stream: write_tar(stream, (f for _, f in faces)))
+        spans = shard.prepare()
+        rows = [record.table_row() | {"shard": name, "image_offset": span["img.png"][0],
+                                      "image_bytes": span["img.png"][1], "json_offset": span["json"][0],
+                                      "json_bytes": span["json"][1]}
+                for (record, _), span in zip(faces, spans, strict=True)]
+        record = json.dumps({"unit": unit.index, "faces": rows, "failures": failures}, sort_keys=True).encode()
+        write_atomically(FileSystems.join(self._directory, UNIT_RECORDS), unit_record_name(unit.index),
+                         lambda stream: stream.write(record))
+        shard.commit()
+        Metrics.counter("units", "written").inc()
+        return UnitSummary(unit.index, len(faces), len(failures))
+
+    def _faces_of_frame(self, source: Source, index: int, rgb: np.ndarray) -> list:
+        """[(FaceRecord, EncodedSample) per face kept, failure row per face dropped]."""
+        crops, fail_fast = self._crops, self._workers.fail_fast
+        accepted, rejected = self._detector.detect(rgb)
+        found: list = [count_dropped(source.path, "detect", face.reason, index, face.detail, fail_fast)
+                       for face in rejected]
+        if not accepted and not rejected:
+            found.append(count_dropped(source.path, "detect", "no_face", index, fail_fast=fail_fast))
+        height, width = rgb.shape[:2]
+        for number, face in enumerate(accepted):
+            crop, landmarks, mesh, matrix = align_detected(rgb, face.landmarks, face.mesh, crops.face_size,
+                                                           crops.face_margin)
+            record = FaceRecord(key=face_key(source.dataset, source.video, index, number), dataset=source.dataset,
+                                split=source.split, video=source.video, identity=source.identity, frame=index,
+                                path=source.path, frame_size=(width, height), box=face.box, score=face.score,
+                                landmarks=landmarks, matrix=matrix, crop_size=crops.face_size,
+                                crop_margin=crops.face_margin)
+            Metrics.counter("faces", "kept").inc()
+            found.append((record, stored_face(record, crop, mesh)))
+        return found
 
 
 class ExtractFaces(beam.PTransform):
-    """Source -> Face (main output) and failure rows (tag FAILURES).
+    """Lanes of units -> UnitSummary per unit; face shards and unit records written into
+    `directory` by the workers.
 
-    Videos are decoded one frame at a time; `crops.frames_per_video` evenly spaced frames
-    are used. MediaPipe loads once per worker (DoFn.setup). total: inputs in the run
-    (progress ETA).
+    Each lane is one element, so with the local runner's static split each worker gets
+    the lanes `balanced_lanes` dealt by estimated cost; on a distributed runner lanes are
+    single units and the runner balances them. With `resume`, units whose face shard and
+    record exist are kept. total: inputs in the run (progress ETA).
     """
 
-    def __init__(self, crops: CropConfig, workers: WorkerConfig, total: int = 0):
+    def __init__(self, directory: str, crops: CropConfig, workers: WorkerConfig, resume: bool = False,
+                 total: int = 0):
         super().__init__()
-        self._fn = _ExtractFacesFn(crops, workers, total)
+        self._fn = _ExtractUnitsFn(directory, crops, workers, resume, total)
 
-    def expand(self, sources):
-        return (sources
+    def expand(self, lanes):
+        return (lanes
                 | "Spread" >> beam.Reshuffle()
-                | "Detect" >> beam.ParDo(self._fn).with_outputs(FAILURES, main="faces"))
+                | "Extract" >> beam.ParDo(self._fn))

@@ -11,11 +11,11 @@ from contextlib import ExitStack
 from dataclasses import dataclass, replace
 
 import apache_beam as beam
-import cv2
 import numpy as np
 from apache_beam.metrics import Metrics
 
-from blending.masks import difference_mask
+from blending.masks import difference_mask, official_mask
+from landmarks.align import warp_crop
 from landmarks.detect import FaceDetector
 from landmarks.frames import DecodeError, evenly_spaced, read_video_frames, video_frame_count
 from pipelines.config import CropConfig, WorkerConfig
@@ -23,7 +23,7 @@ from pipelines.extract import FAILURES, crop_faces, dropped, local_file
 from pipelines.progress import Progress
 from pipelines.records import Face, Source
 from pipelines.worker import prepare_worker_process
-from shards.keys import face_key
+from shards.keys import face_key, parse_key
 from shards.png import encode_png
 
 
@@ -47,17 +47,13 @@ class MaskOptions:
 @dataclass(frozen=True)
 class ForgeryCrop:
     """A manipulated face crop: `face` is the fake's Face (crop from the fake frame; box,
-    landmarks and matrix from the original frame); mask (S, S) float32 in [0, 1];
+    landmarks and matrix of the same face of the original frame); mask (S, S) float32 in [0, 1];
     mask_source 'diff' or 'official'; original_key: key of the original's face."""
 
     face: Face
     mask: np.ndarray
     mask_source: str
     original_key: str
-
-
-def _warp(frame: np.ndarray, matrix: np.ndarray, size: int) -> np.ndarray:
-    return cv2.warpAffine(frame, matrix, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
 
 
 class _ExtractForgeriesFn(beam.DoFn):
@@ -93,14 +89,14 @@ class _ExtractForgeriesFn(beam.DoFn):
                               fail_fast=self._fail_fast)
                 return
             indices = evenly_spaced(min(counts.values()), self._crops.frames_per_video)
-            faces: dict[int, tuple[Face, np.ndarray]] = {}  # frame -> original face, its decoded crop
+            faces: dict[int, list[tuple[Face, np.ndarray]]] = {}  # frame -> original faces, their crops
             try:
                 for index, rgb in read_video_frames(local[original.path], indices):
                     Metrics.counter("frames", "decoded").inc()
                     for item in crop_faces(self._detector, original, index, rgb, self._crops.size, self._crops.margin,
                                            self._fail_fast):
-                        if isinstance(item, Face) and item.key.endswith("__f0"):
-                            faces[index] = item, item.crop
+                        if isinstance(item, Face):
+                            faces.setdefault(index, []).append((item, item.crop))
                         yield item
             except DecodeError as error:
                 yield dropped(original.path, "decode", "truncated" if faces else "undecodable", detail=str(error),
@@ -108,7 +104,8 @@ class _ExtractForgeriesFn(beam.DoFn):
             for fake in fakes:
                 yield from self._fake_crops(fake, local[fake.path], faces, stack)
 
-    def _fake_crops(self, fake: Source, path: str, faces: dict[int, tuple[Face, np.ndarray]], stack: ExitStack):
+    def _fake_crops(self, fake: Source, path: str, faces: dict[int, list[tuple[Face, np.ndarray]]],
+                    stack: ExitStack):
         indices = sorted(faces)
         use_official = self._masks.source == "official" and bool(fake.mask)
         size = self._crops.size
@@ -117,23 +114,27 @@ class _ExtractForgeriesFn(beam.DoFn):
         scale = size / 256
         try:
             for index, rgb in read_video_frames(path, indices):
-                original, original_crop = faces[index]
-                crop = _warp(rgb, original.matrix, size)
+                mask_frame = None
                 if masks is not None:
                     mask_index, mask_frame = next(masks)
                     if mask_index != index:
                         yield dropped(fake.mask, "decode", "mask_frame_missing", index,
                                       f"mask video gave frame {mask_index} instead", self._fail_fast)
                         continue
-                    grey = cv2.cvtColor(_warp(mask_frame, original.matrix, size), cv2.COLOR_RGB2GRAY)
-                    mask = (grey >= 128).astype(np.float32)
-                else:
-                    mask = difference_mask(crop, original_crop, self._masks.smooth_sigma * scale,
-                                           self._masks.threshold, max(1, round(self._masks.cleanup * scale)))
-                Metrics.counter("faces", "manipulated").inc()
-                face = replace(original, key=face_key(fake.dataset, fake.video, index, 0), source=fake,
-                               image=encode_png(crop))
-                yield ForgeryCrop(face, mask, "official" if use_official else "diff", original.key)
+                for original, original_crop in faces[index]:
+                    matrix = original.record.matrix
+                    crop = warp_crop(rgb, matrix, size)
+                    if mask_frame is not None:
+                        mask = official_mask(warp_crop(mask_frame, matrix, size))
+                    else:
+                        mask = difference_mask(crop, original_crop, self._masks.smooth_sigma * scale,
+                                               self._masks.threshold, max(1, round(self._masks.cleanup * scale)))
+                    Metrics.counter("faces", "manipulated").inc()
+                    key = face_key(fake.dataset, fake.video, index, parse_key(original.key).face)
+                    record = replace(original.record, key=key, dataset=fake.dataset, video=fake.video,
+                                     identity=fake.identity, split=fake.split, path=fake.path)
+                    yield ForgeryCrop(Face(record, fake, encode_png(crop)), mask,
+                                      "official" if use_official else "diff", original.key)
         except (DecodeError, StopIteration) as error:
             yield dropped(fake.path, "decode", "truncated", detail=f"{type(error).__name__}: {error}",
                           fail_fast=self._fail_fast)

@@ -10,6 +10,7 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics.metric import MetricsFilter
 from apache_beam.options.pipeline_options import PipelineOptions
 
+from pipelines.extract import UNIT_RECORDS
 from shards.tables import TABLES
 
 
@@ -32,9 +33,10 @@ def make_pipeline(beam_args: list[str]) -> beam.Pipeline:
 
 
 def previous_outputs(directory: str) -> list[str]:
-    """Shards, tables and temporary files of an earlier run in `directory`."""
+    """Shards, unit records, tables and temporary files of an earlier run in `directory`."""
     patterns = [FileSystems.join(directory, "shard-*.tar"), FileSystems.join(directory, ".shard-*"),
-                FileSystems.join(directory, "beam-temp-*"),
+                FileSystems.join(directory, "beam-temp-*"), FileSystems.join(directory, ".*.parquet.tmp-*"),
+                FileSystems.join(directory, UNIT_RECORDS, "shard-*.json"), FileSystems.join(directory, UNIT_RECORDS, ".shard-*"),
                 *(FileSystems.join(directory, name) for name in ("README.md", "stats.json", "preview.png")),
                 *(FileSystems.join(directory, f"{name}.parquet") for name in TABLES)]
     return sorted(m.path for result in FileSystems.match(patterns) for m in result.metadata_list)
@@ -43,7 +45,8 @@ def previous_outputs(directory: str) -> list[str]:
 def prepare_output(directory: str, overwrite: bool, resume: bool = False) -> None:
     """Create `directory`. An earlier run's outputs there are refused, or deleted
     (`overwrite`), or with `resume` its finished shards are kept and everything else
-    (temporary files, tables) is deleted."""
+    (temporary files, tables) is deleted; a face-shard folder's unit records are kept with
+    its shards."""
     existing = previous_outputs(directory)
     if existing and not (overwrite or resume):
         raise OutputExistsError(

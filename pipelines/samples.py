@@ -1,148 +1,155 @@
-"""Samples from faces: real samples and Face X-ray blended samples, encoded for a shard."""
+"""PlanBiShards and WriteBiShards: BI sample shards from face shards, no pixels in the runner.
+
+The plan (samples, foregrounds, shard slots) is made by one worker from `faces.parquet`
+and `neighbours.parquet`; each output shard then goes, as a task of small records, to a
+worker that reads the crops it needs from the face shards by offset, makes the samples and
+writes the whole shard.
+"""
 from __future__ import annotations
 
-from functools import lru_cache
+from collections import OrderedDict
+from dataclasses import dataclass
 
 import apache_beam as beam
 import numpy as np
+import pyarrow.parquet as pq
+from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 
-from blending.bi import BlendParams, blend
-from blending.masks import hull_mask, quantize, xray
-from pipelines.forgery import ForgeryCrop
-from pipelines.pairing import Pairing
-from pipelines.records import Face, ShardSample
+from blending.bi import BlendParams
+from pipelines.extract import FAILURES, count_dropped
 from pipelines.worker import prepare_worker_process
-from shards.keys import key_rng, sample_key
-from shards.labels import method_id
-from shards.sample import encode_sample
+from pipelines.write import write_atomically
+from shards.assemble import bi_index_row, bi_sample
+from shards.faces import FaceRecord
+from shards.layout import shard_name
+from shards.plan import PlannedSample, assign_shards, plan_samples
+from shards.sample import decode_png
+from shards.tar import Span, read_member, write_tar
 
 
-def counted(function, name: str):
-    """`function` that also counts its calls as Beam counter `samples/<name>`."""
-    counter = Metrics.counter("samples", name)
+@dataclass(frozen=True)
+class ShardTask:
+    """Output shard `index`: its samples in slot order, each with the records of its
+    background and foreground (None for a real sample)."""
 
-    def run(element):
-        counter.inc()
-        return function(element)
-    return run
-
-
-@lru_cache(maxsize=4)
-def _zeros(size: int) -> np.ndarray:
-    zeros = np.zeros((size, size), np.uint8)
-    zeros.flags.writeable = False
-    return zeros
+    index: int
+    samples: tuple[tuple[PlannedSample, FaceRecord, FaceRecord | None], ...]
 
 
-def _meta(face: Face, kind: str, method: str) -> dict:
-    s = face.source
-    return {"dataset": s.dataset, "split": s.split, "video": s.video, "identity": s.identity,
-            "frame": face.frame, "kind": kind, "method": method, "method_id": method_id(method),
-            "path": s.path,
-            "box": np.round(face.box, 2).tolist(),
-            "crop_matrix": np.round(face.matrix, 6).tolist(),
-            "landmarks": np.round(face.landmarks, 2).tolist()}
+def read_table(directory: str, name: str, columns: list[str] | None = None):
+    """`<directory>/<name>.parquet` as a pyarrow Table."""
+    with FileSystems.open(FileSystems.join(directory, f"{name}.parquet")) as stream:
+        return pq.read_table(stream, columns=columns)
 
 
-def _index_row(key: str, face: Face, kind: str, label: int, method: str,
-               foreground_key: str = "") -> dict:
-    s = face.source
-    return {"key": key, "kind": kind, "label": label, "method": method, "split": s.split,
-            "identity": s.identity, "video": s.video, "foreground_key": foreground_key}
+class _PlanFn(beam.DoFn):
+    def __init__(self, faces: str, samples_per_shard: int, fakes_per_real: float, seed: int, fail_fast: bool):
+        self._faces, self._per_shard, self._fakes_per_real = faces, samples_per_shard, fakes_per_real
+        self._seed, self._fail_fast = seed, fail_fast
+
+    def process(self, _):
+        rows = read_table(self._faces, "faces").to_pylist()
+        neighbours = read_table(self._faces, "neighbours", ["neighbours"]).column("neighbours").to_pylist()
+        for row in read_table(self._faces, "failures").to_pylist():
+            yield beam.pvalue.TaggedOutput(FAILURES, row)
+        records = [FaceRecord.from_row(row) for row in rows]
+        samples, unpaired = plan_samples([r.key for r in records], neighbours, self._fakes_per_real, self._seed)
+        for row, key in unpaired:
+            face = records[row]
+            yield beam.pvalue.TaggedOutput(FAILURES, count_dropped(
+                face.path, "pair", "no_neighbour", face.frame,
+                f"{key}: no face of another video and identity of split {face.split} in the candidate pool",
+                self._fail_fast))
+        for index, shard in enumerate(assign_shards(samples, self._per_shard, self._seed)):
+            yield ShardTask(index, tuple((s, records[s.background], records[s.foreground] if s.foreground >= 0
+                                          else None) for s in shard))
 
 
-def real_sample(face: Face) -> ShardSample:
-    """The face as it is: label 0, all-zero X-ray and mask, hull of its landmarks."""
-    key = sample_key(face.key, "real")
-    size = face.size
-    zeros = _zeros(size)
-    meta = _meta(face, "real", "real") | {"key": key}
-    encoded = encode_sample(key, face.image, zeros, zeros, quantize(hull_mask(face.landmarks, size)), 0, meta)
-    return ShardSample(encoded, _index_row(key, face, "real", 0, "real"))
+class PlanBiShards(beam.PTransform):
+    """PBegin, or a one-element PCollection that must be complete first -> ShardTask per
+    output shard (main) and failure rows (tag FAILURES): the face folder's own failures,
+    then blends that found no neighbour."""
+
+    def __init__(self, faces: str, samples_per_shard: int, fakes_per_real: float, seed: int, fail_fast: bool):
+        super().__init__()
+        self._fn = _PlanFn(faces, samples_per_shard, fakes_per_real, seed, fail_fast)
+
+    def expand(self, start):
+        if isinstance(start, beam.pvalue.PBegin):
+            start = start | "Start" >> beam.Create([None])
+        return start | "Plan" >> beam.ParDo(self._fn).with_outputs(FAILURES, main="tasks")
 
 
-def blended_sample(pairing: Pairing, background: Face, foreground: Face, params: BlendParams,
-                   seed: int) -> ShardSample:
-    """The Face X-ray BI sample of a pairing: label 1; every random choice in its json."""
-    result = blend(background.crop, foreground.crop, background.landmarks,
-                   key_rng(seed, "blend", pairing.key), params)
-    fg = foreground
-    meta = _meta(background, "blended", "bi") | {
-        "key": pairing.key, "seed": seed,
-        "foreground": {"key": fg.key, "video": fg.source.video, "identity": fg.source.identity,
-                       "neighbour_rank": pairing.neighbour_rank, "neighbours": pairing.neighbours},
-        "blend": result.choices}
-    encoded = encode_sample(pairing.key, result.image, result.xray, result.mask, result.hull, 1, meta)
-    return ShardSample(encoded, _index_row(pairing.key, background, "blended", 1, "bi", fg.key))
+class StoredCrops:
+    """Stored crops read by offset from face shards, a few shards kept open at a time."""
+
+    def __init__(self, directory: str, open_files: int = 16):
+        self._directory, self._limit = directory, open_files
+        self._files: OrderedDict[str, object] = OrderedDict()
+
+    def crop(self, face: FaceRecord) -> np.ndarray:
+        """(S, S, 3) uint8 RGB stored crop of `face`."""
+        return decode_png(self.member(face.shard, face.image))
+
+    def member(self, shard: str, span: Span) -> bytes:
+        stream = self._files.pop(shard, None)
+        if stream is None:
+            stream = FileSystems.open(FileSystems.join(self._directory, shard))
+            if len(self._files) >= self._limit:
+                self._files.popitem(last=False)[1].close()
+        self._files[shard] = stream
+        return read_member(stream, span)
+
+    def close(self) -> None:
+        for stream in self._files.values():
+            stream.close()
+        self._files.clear()
 
 
-def manipulated_sample(forgery: ForgeryCrop) -> ShardSample:
-    """A crop of a manipulated video: label 1, its forgery mask, X-ray 4M(1-M) of the mask
-    (a hard mask is first softened by a 3 x 3 Gaussian, Face X-ray Sec. 3.1), and the hull
-    of the original frame's landmarks."""
-    face = forgery.face
-    key = sample_key(face.key, "fake")
-    size = face.size
-    method = face.source.method
-    meta = _meta(face, "manipulated", method) | {
-        "key": key, "original_key": sample_key(forgery.original_key, "real"),
-        "mask_source": forgery.mask_source, "mask_area": round(float(forgery.mask.mean()), 5)}
-    encoded = encode_sample(key, face.image, quantize(xray(forgery.mask)), quantize(forgery.mask),
-                            quantize(hull_mask(face.landmarks, size)), 1, meta)
-    return ShardSample(encoded, _index_row(key, face, "manipulated", 1, method))
-
-
-def _route(face: Face, pairings_by_background):
-    """(foreground key, (pairing or None, face)): the face to its own group (None), and to
-    the group of each foreground it is the background of."""
-    yield face.key, (None, face)
-    for pairing in pairings_by_background[face.key]:
-        yield pairing.foreground, (pairing, face)
-
-
-class _SynthesizeFn(beam.DoFn):
-    """One group: a face and the pairings that take it as foreground -> its real sample
-    and those blended samples."""
-
-    def __init__(self, params: BlendParams, seed: int):
-        self._params, self._seed = params, seed
-        self._real = Metrics.counter("samples", "real")
-        self._blended = Metrics.counter("samples", "blended")
+class _WriteBiShardFn(beam.DoFn):
+    def __init__(self, faces: str, output: str, size: int, margin: float, params: BlendParams, seed: int,
+                 keep_existing: bool):
+        self._faces, self._output, self._size, self._margin = faces, output, size, margin
+        self._params, self._seed, self._keep_existing = params, seed, keep_existing
 
     def setup(self):
         prepare_worker_process()
 
-    def process(self, group):
-        _, members = group
-        (face,) = [f for pairing, f in members if pairing is None]
-        self._real.inc()
-        yield real_sample(face)
-        for pairing, background in members:
-            if pairing is None:
-                continue
-            self._blended.inc()
-            yield blended_sample(pairing, background, face, self._params, self._seed)
+    def process(self, task: ShardTask):
+        name = shard_name(task.index)
+        if self._keep_existing and FileSystems.exists(FileSystems.join(self._output, name)):
+            Metrics.counter("shards", "kept").inc()
+            rows = [bi_index_row(planned.key, background, foreground) for planned, background, foreground in task.samples]
+        else:
+            crops = StoredCrops(self._faces)
+            try:
+                made = [bi_sample(planned.key, background, crops.crop(background), foreground,
+                                  None if foreground is None else crops.crop(foreground), self._size, self._margin,
+                                  self._seed, self._params, planned.neighbour_rank, planned.neighbours)
+                        for planned, background, foreground in task.samples]
+            finally:
+                crops.close()
+            write_atomically(self._output, name, lambda stream: write_tar(stream, (m.sample for m in made)))
+            rows = [m.index for m in made]
+        Metrics.counter("shards", "written").inc()
+        Metrics.counter("samples", "written").inc(len(rows))
+        for row in rows:
+            Metrics.counter("samples", row["kind"]).inc()
+            yield row | {"shard": name}
 
 
-class SynthesizeSamples(beam.PTransform):
-    """(faces, pairings) -> ShardSample: one real sample per face, one blended sample per
-    pairing.
+class WriteBiShards(beam.PTransform):
+    """ShardTask -> `index` rows, writing `shard-NNNNNN.tar` into `output`: recipe crops
+    of `size` px at `margin` cut from the stored crops of `faces`, blends drawn with
+    `params` and `seed`. With `keep_existing` (resume) finished shards are kept."""
 
-    Each face crosses between workers twice at most: once to its own group, which makes its
-    real sample, and once to the group of each foreground it is blended with. A background
-    is looked up in a multimap side input of the (light) pairings, so faces are never
-    joined with a CoGroupByKey (whose Flatten would move every crop one extra time).
-    """
-
-    def __init__(self, params: BlendParams, seed: int):
+    def __init__(self, faces: str, output: str, size: int, margin: float, params: BlendParams, seed: int,
+                 keep_existing: bool = False):
         super().__init__()
-        self._params, self._seed = params, seed
+        self._fn = _WriteBiShardFn(faces, output, size, margin, params, seed, keep_existing)
 
-    def expand(self, inputs):
-        faces, pairings = inputs
-        by_background = pairings | "ByBackground" >> beam.Map(lambda p: (p.background, p))
-        return (faces
-                | "Route" >> beam.FlatMap(_route, beam.pvalue.AsMultiMap(by_background))
-                | "GroupByForeground" >> beam.GroupByKey()
-                | "Synthesize" >> beam.ParDo(_SynthesizeFn(self._params, self._seed)))
+    def expand(self, tasks):
+        return (tasks
+                | "Spread" >> beam.Reshuffle()
+                | "Write" >> beam.ParDo(self._fn))

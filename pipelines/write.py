@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
+from typing import BinaryIO, TypeVar
 
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
@@ -9,23 +11,47 @@ from apache_beam.io.parquetio import WriteToParquet
 from apache_beam.metrics import Metrics
 
 from pipelines.config import OutputConfig
-from pipelines.records import ShardSample
+from shards.assemble import AssembledSample
 from shards.keys import stable_hash
 from shards.layout import SlotPlan, shard_name
 from shards.tables import TABLES
 from shards.tar import write_tar
 
 
-def write_shard_atomically(directory: str, name: str, samples: list[ShardSample]) -> None:
-    """Write a whole shard under a temporary name, then rename it into place; a retried or
-    killed writer never leaves a partial file under the final name."""
-    final = FileSystems.join(directory, name)
-    temporary = FileSystems.join(directory, f".{name}.tmp-{uuid.uuid4().hex}")
-    with FileSystems.create(temporary) as stream:
-        write_tar(stream, (s.sample for s in samples))
-    if FileSystems.exists(final):
-        FileSystems.delete([final])
-    FileSystems.rename([temporary], [final])
+T = TypeVar("T")
+
+
+class AtomicFile:
+    """A file written under a temporary name in `directory` and renamed to `name` by
+    `commit()`: a killed or retried writer never leaves a partial file under the final name.
+    `write(stream) -> T` fills the file; `prepare()` runs it and returns its result."""
+
+    def __init__(self, directory: str, name: str, write: Callable[[BinaryIO], T]):
+        self.final = FileSystems.join(directory, name)
+        self.temporary = FileSystems.join(directory, f".{name}.tmp-{uuid.uuid4().hex}")
+        self._write = write
+
+    def prepare(self) -> T:
+        with FileSystems.create(self.temporary) as stream:
+            return self._write(stream)
+
+    def commit(self) -> None:
+        if FileSystems.exists(self.final):
+            FileSystems.delete([self.final])
+        FileSystems.rename([self.temporary], [self.final])
+
+
+def write_atomically(directory: str, name: str, write: Callable[[BinaryIO], T]) -> T:
+    """Write `directory/name` whole through `write(stream)`, then rename it into place."""
+    file = AtomicFile(directory, name, write)
+    result = file.prepare()
+    file.commit()
+    return result
+
+
+def write_shard_atomically(directory: str, name: str, samples: list[AssembledSample]) -> None:
+    """A whole shard of `samples`, written atomically."""
+    write_atomically(directory, name, lambda stream: write_tar(stream, (s.sample for s in samples)))
 
 
 class _WriteShardFn(beam.DoFn):
@@ -52,13 +78,13 @@ class _WriteShardFn(beam.DoFn):
             yield sample.index | {"shard": name}
 
 
-def _to_shard_slot(sample: ShardSample, plan: SlotPlan, seed: int):
+def _to_shard_slot(sample: AssembledSample, plan: SlotPlan, seed: int):
     shard, position = plan.slot(stable_hash(seed, "order", sample.key), sample.key)
     return shard, (position, sample)
 
 
 class WriteShards(beam.PTransform):
-    """(ShardSample, sample keys) -> `index` rows, writing `shard-NNNNNN.tar` files into
+    """(AssembledSample, sample keys) -> `index` rows, writing `shard-NNNNNN.tar` files into
     `directory`.
 
     `keys` holds the key of every sample that will come, made from light records upstream,
@@ -116,6 +142,6 @@ class WriteOutputs(beam.PTransform):
         out = self._output
         index = ((inputs["samples"], inputs["keys"])
                  | "WriteShards" >> WriteShards(out.directory, out.samples_per_shard, out.seed, out.resume))
-        return {"faces": inputs["faces"] | "FaceRows" >> beam.Map(lambda f: f.table_row()),
+        return {"faces": inputs["faces"] | "FaceRows" >> beam.Map(lambda f: f.record.table_row()),
                 "index": index,
                 "failures": inputs["failures"]} | "WriteTables" >> WriteTables(out.directory)

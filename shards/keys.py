@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -31,10 +32,33 @@ def sample_key(face: str, variant: str) -> str:
     return f"{face}-{variant}"
 
 
-def split_key(key: str) -> tuple[str, str, int, str]:
-    """(dataset, video, frame, variant) of a face or sample key."""
-    dataset, video, frame, variant = key.split(_KEY_FIELD_SEPARATOR)
-    return dataset, video, int(frame), variant
+@dataclass(frozen=True)
+class KeyParts:
+    """The fields of a face key (`variant` '') or a sample key."""
+
+    dataset: str
+    video: str
+    frame: int
+    face: int
+    variant: str
+
+    @property
+    def face_key(self) -> str:
+        """Key of the face this key names or was made from."""
+        return face_key(self.dataset, self.video, self.frame, self.face)
+
+
+_LAST_FIELD = re.compile(r"f(\d+)(?:-([A-Za-z0-9_-]+))?")
+
+
+def parse_key(key: str) -> KeyParts:
+    """Fields of a face key (`...__f0`) or sample key (`...__f0-real`); ValueError for
+    anything else."""
+    fields = key.split(_KEY_FIELD_SEPARATOR)
+    last = _LAST_FIELD.fullmatch(fields[-1]) if len(fields) == 4 else None
+    if last is None or not fields[2].isdigit():
+        raise ValueError(f"not a face or sample key: {key!r}")
+    return KeyParts(fields[0], fields[1], int(fields[2]), int(last[1]), last[2] or "")
 
 
 def stable_hash(*parts: object) -> int:

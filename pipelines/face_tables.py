@@ -1,0 +1,129 @@
+"""WriteFaceTables: after every unit is extracted, the face shards' tables.
+
+One worker streams the unit records in unit order into `faces.parquet` and
+`failures.parquet`, picks the seeded candidate pool, and writes `neighbours.parquet`: each
+face's k nearest pool faces of its split (other video, other identity) as row numbers of
+`faces.parquet`. Memory holds the pool and one block of queries, never the whole table.
+"""
+from __future__ import annotations
+
+import heapq
+from collections.abc import Iterator
+
+import apache_beam as beam
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+from apache_beam.io.filesystems import FileSystems
+
+from landmarks.neighbours import CandidatePool, k_nearest, normalize_landmarks
+from pipelines.extract import UnitSummary, read_unit_record
+from pipelines.write import write_atomically
+from shards.keys import stable_hash
+from shards.tables import FACES, FAILURES, NEIGHBOURS
+
+QUERY_BLOCK = 2048
+"""Faces searched per batch."""
+
+
+def group_codes(row: dict) -> tuple[int, int, int]:
+    """(video, identity, split) of a faces row as int64 codes for the neighbour search."""
+    return (stable_hash("video", row["dataset"], row["video"]), stable_hash("identity", row["dataset"], row["identity"]),
+            stable_hash("split", row["split"]))
+
+
+def _vector(row: dict) -> np.ndarray:
+    return normalize_landmarks(np.asarray(row["landmarks"], np.float32).reshape(68, 2))
+
+
+class FaceTables:
+    """The tables of a face-shard folder, written from its unit records."""
+
+    def __init__(self, directory: str, skipped: list[dict], seed: int, k: int, pool_size: int):
+        self.directory, self.skipped, self.seed, self.k, self.pool_size = directory, skipped, seed, k, pool_size
+
+    def rows(self, units: list[int]) -> Iterator[dict]:
+        """faces.parquet rows in shard order."""
+        for index in units:
+            yield from read_unit_record(self.directory, index)["faces"]
+
+    def write(self, units: list[int]) -> None:
+        failures = list(self.skipped)
+        for index in units:
+            failures.extend(read_unit_record(self.directory, index)["failures"])
+        self._table("failures", FAILURES, [failures])
+        self._table("faces", FACES, self._batches(self.rows(units)))
+        pool, pool_rows = self._pool(units)
+        self._table("neighbours", NEIGHBOURS, self._neighbours(units, pool, pool_rows))
+
+    def _table(self, name: str, schema: pa.Schema, batches) -> None:
+        def write(stream):
+            with pq.ParquetWriter(stream, schema) as writer:
+                for rows in batches:
+                    writer.write_table(pa.Table.from_pylist(rows, schema=schema))
+        write_atomically(self.directory, f"{name}.parquet", write)
+
+    @staticmethod
+    def _batches(rows: Iterator[dict]) -> Iterator[list[dict]]:
+        batch = []
+        for row in rows:
+            batch.append(row)
+            if len(batch) == QUERY_BLOCK:
+                yield batch
+                batch = []
+        yield batch
+
+    def _pool(self, units: list[int]) -> tuple[CandidatePool, np.ndarray]:
+        """The `pool_size` faces with the smallest seeded key hashes, sorted by key, and
+        their row numbers."""
+        chosen: list[tuple[int, str, int, tuple[int, int, int], np.ndarray]] = []
+        for number, row in enumerate(self.rows(units)):
+            entry = (-stable_hash(self.seed, "pool", row["key"]), row["key"], number, group_codes(row), _vector(row))
+            if len(chosen) < self.pool_size:
+                heapq.heappush(chosen, entry)
+            elif entry[:2] > chosen[0][:2]:
+                heapq.heapreplace(chosen, entry)
+        chosen.sort(key=lambda e: e[1])
+        codes = np.array([e[3] for e in chosen], np.int64).reshape(-1, 3)
+        pool = CandidatePool(keys=np.array([e[1] for e in chosen], dtype=object), videos=codes[:, 0],
+                             identities=codes[:, 1], splits=codes[:, 2],
+                             vectors=np.array([e[4] for e in chosen], np.float32).reshape(len(chosen), 136))
+        return pool, np.array([e[2] for e in chosen], np.int32)
+
+    def _neighbours(self, units: list[int], pool: CandidatePool, pool_rows: np.ndarray) -> Iterator[list[dict]]:
+        for block in self._batches(self.rows(units)):
+            if not block:
+                yield []
+                continue
+            codes = np.array([group_codes(r) for r in block], np.int64).reshape(-1, 3)
+            vectors = np.array([_vector(r) for r in block], np.float32)
+            indices, distances = k_nearest(vectors, codes[:, 0], codes[:, 1], codes[:, 2], pool, self.k)
+            yield [{"key": row["key"], "neighbours": pool_rows[found[found >= 0]].tolist(),
+                    "distances": near[found >= 0].tolist()}
+                   for row, found, near in zip(block, indices, distances, strict=True)]
+
+
+class _WriteTablesFn(beam.DoFn):
+    def __init__(self, tables: FaceTables):
+        self._tables = tables
+
+    def process(self, summaries: list[UnitSummary]):
+        from pipelines.worker import prepare_worker_process
+        prepare_worker_process()
+        units = sorted(s.index for s in summaries)
+        self._tables.write(units)
+        yield len(units)
+
+
+class WriteFaceTables(beam.PTransform):
+    """UnitSummary (all of them) -> faces, failures and neighbours tables in `directory`
+    (reader-skipped inputs first in failures.parquet); outputs the number of units."""
+
+    def __init__(self, directory: str, skipped: list[dict], seed: int, k: int, pool_size: int):
+        super().__init__()
+        self._tables = FaceTables(directory, skipped, seed, k, pool_size)
+
+    def expand(self, summaries):
+        return (summaries
+                | "AllUnits" >> beam.combiners.ToList()
+                | "WriteTables" >> beam.ParDo(_WriteTablesFn(self._tables)))
