@@ -53,7 +53,7 @@ def shard_digests(output: Path) -> dict[str, str]:
 def test_shards_hold_every_member_and_match_the_index(run_seed0):
     output, log = run_seed0
     samples = read_samples(output)
-    faces = pq.read_table(output / "faces.parquet").to_pylist()
+    faces = pq.read_table(output / "faces" / "faces.parquet").to_pylist()
     index = pq.read_table(output / "index.parquet").to_pylist()
     failures = pq.read_table(output / "failures.parquet")
     assert len(faces) == len(VIDEOS) * FRAMES           # one face per sampled frame
@@ -110,10 +110,11 @@ def test_two_worker_processes_write_the_same_shards_and_tables(run_seed0, video_
     build(video_dir, tmp_path / "two", "--seed", "0",
           "--direct_num_workers", "2", "--direct_running_mode", "multi_processing")
     assert shard_digests(tmp_path / "two") == shard_digests(output)
-    for table in ("faces", "index"):
-        rows = [pq.read_table(folder / f"{table}.parquet").sort_by("key").to_pylist()
-                for folder in (output, tmp_path / "two")]
-        assert rows[0] == rows[1]
+    for table in ("faces/faces", "faces/neighbours", "faces/failures"):
+        assert (output / f"{table}.parquet").read_bytes() == (tmp_path / "two" / f"{table}.parquet").read_bytes()
+    assert shard_digests(output / "faces") == shard_digests(tmp_path / "two" / "faces")
+    rows = [pq.read_table(folder / "index.parquet").sort_by("key").to_pylist() for folder in (output, tmp_path / "two")]
+    assert rows[0] == rows[1]
 
 
 def test_beam_options_pass_through(video_dir, tmp_path):
@@ -184,7 +185,7 @@ def test_output_folder_explains_itself(run_seed0):
     card = (output / "README.md").read_text()
     assert "24 samples from 12 face crops" in card and "| blended | 12 |" in card
     preview = decode_png((output / "preview.png").read_bytes())
-    assert preview.shape[1] == 4 * 128 and preview.shape[0] == 22 + 10 * (22 + 128)   # first shard: 10 samples
+    assert preview.shape[1] == 4 * 128 and preview.shape[0] == 22 + 12 * (22 + 128)   # the first 12 samples
 
 
 def test_progress_lines_report_rate_and_eta():

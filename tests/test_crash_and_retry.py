@@ -18,9 +18,9 @@ ARGS = ["--frames-per-video", "3", "--samples-per-shard", "4"]   # 9 faces -> 18
 
 KILLER = textwrap.dedent("""
     import os, signal, sys
-    import pipelines.write as write
+    import pipelines.samples as samples
     written = []
-    original = write.write_tar
+    original = samples.write_tar
     def write_then_die(stream, samples):
         written.append(1)
         if len(written) == 3:            # in the middle of the third shard
@@ -28,7 +28,7 @@ KILLER = textwrap.dedent("""
             stream.flush()
             os.kill(os.getpid(), signal.SIGKILL)
         return original(stream, samples)
-    write.write_tar = write_then_die
+    samples.write_tar = write_then_die
     from pipelines.cli import main
     main(sys.argv[1:])
 """)
@@ -76,11 +76,11 @@ def test_sigkill_mid_write_then_resume_gives_identical_shards(videos, tmp_path):
 
 
 def test_bundle_retries_neither_lose_nor_duplicate_samples(videos, tmp_path, monkeypatch):
-    import pipelines.samples as samples
+    import shards.assemble as assemble
     reference = tmp_path / "reference"
     _run(videos, reference)
     calls = []
-    original = samples.blend
+    original = assemble.blend
 
     def fail_first(*args, **kwargs):
         calls.append(1)
@@ -88,7 +88,7 @@ def test_bundle_retries_neither_lose_nor_duplicate_samples(videos, tmp_path, mon
             raise RuntimeError("injected failure on the first attempt")
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(samples, "blend", fail_first)
+    monkeypatch.setattr(assemble, "blend", fail_first)
     retried = tmp_path / "retried"
     _run(videos, retried, "--runner", "BundleBasedDirectRunner")
     assert len(calls) > 9                                  # the failed bundle ran again

@@ -80,10 +80,11 @@ def test_pipeline_reads_and_writes_through_beam_filesystems(shared_data, tmp_pat
                                        "--frames-per-video", "2", "--samples-per-shard", "4"], catch_exceptions=False)
     assert result.exit_code == 0, result.output
     written = {path.removeprefix("mem://bucket/out/") for path in store if path.startswith("mem://bucket/out/")}
-    assert {"faces.parquet", "index.parquet", "failures.parquet", "stats.json", "README.md", "preview.png"} <= written
+    assert {"faces/faces.parquet", "faces/neighbours.parquet", "faces/shard-000000.tar", "index.parquet",
+            "failures.parquet", "stats.json", "README.md", "preview.png"} <= written
     shards = sorted(name for name in written if name.startswith("shard-"))
     assert shards == ["shard-000000.tar", "shard-000001.tar", "shard-000002.tar"]
-    assert not [name for name in written if "beam-temp" in name or name.startswith(".")]
+    assert not [name for name in written if "beam-temp" in name or "/." in f"/{name}"]
     assert list(tmp_path.iterdir()) == []          # nothing landed on the local disk
     index = pq.read_table(io.BytesIO(store["mem://bucket/out/index.parquet"])).to_pylist()
     assert len(index) == 10 and {r["identity"] for r in index} == {"liveportrait__d0", "liveportrait__d12", "photo"}

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import webdataset as wds
 
-from shards.keys import face_key, key_rng, sample_key, sanitize, split_key, stable_hash
+from shards.keys import face_key, key_rng, parse_key, sample_key, sanitize, stable_hash
 from shards.layout import SlotPlan, shard_name
 from shards.sample import MEMBERS, decode_png, encode_sample
 from shards.tar import read_tar, write_tar
@@ -29,8 +29,11 @@ def test_sanitize_keeps_keys_parseable_and_distinct():
     assert "__" not in sanitize("a__b") and "." not in sanitize("a.b")
     assert sanitize("-leading") != "" and sanitize("ümlaut é").isascii()
     key = sample_key(face_key("ds", sanitize("x__y z"), 31, 0), "bi0")
-    dataset, video, frame, variant = split_key(key)
-    assert (dataset, frame, variant) == ("ds", 31, "f0-bi0")
+    parts = parse_key(key)
+    assert (parts.dataset, parts.frame, parts.face, parts.variant) == ("ds", 31, 0, "bi0")
+    assert parse_key(sample_key(face_key("ds", "v", 7, 3), "fake")).face_key == face_key("ds", "v", 7, 3)
+    with pytest.raises(ValueError):
+        parse_key("ds__v__000007__x3")
 
 
 def test_stable_hash_and_key_rng_are_reproducible():
@@ -56,7 +59,7 @@ def test_tar_bytes_are_deterministic_and_read_by_webdataset(tmp_path):
     for r, s in zip(read, samples):
         assert set(MEMBERS) <= set(r)
         assert r["img.png"] == s.members["img.png"]
-        assert r["cls"] == int(s.members["cls"]) and r["json"]["i"] == split_key(s.key)[2]
+        assert r["cls"] == int(s.members["cls"]) and r["json"]["i"] == parse_key(s.key).frame
     pixels = next(iter(wds.WebDataset(str(path), shardshuffle=False).decode("rgb8")))
     np.testing.assert_array_equal(pixels["img.png"], decode_png(samples[0].members["img.png"]))
 
