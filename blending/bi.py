@@ -1,6 +1,6 @@
 """Face X-ray blended images (BI) from two aligned real faces (Li et al., CVPR 2020, Sec. 3.2).
 
-    mask   M = blur_k(deform(hull(landmarks of I_B)))     random deformation and kernel k
+    mask   M = opacity * blur_k(morph(deform(hull(region of I_B))))   (blending.recipe)
     image  I_M = M * colour_corrected(I_F) + (1 - M) * I_B   (Eq. 1)
     X-ray  B = 4 * M * (1 - M)                               (Eq. 2)
 
@@ -10,40 +10,18 @@ colour-corrected foreground, and the stored X-ray is 4M(1-M) of the stored mask 
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
 
-from blending.color import COLOR_TRANSFERS, transfer_color
+from blending.color import transfer_color
 from blending.deform import grid_for
 from blending.masks import hull_mask, quantize, xray_u8
+from blending.recipe import BlendParams, draw_choices
+from blending.regions import region_mask
 
-
-@dataclass(frozen=True)
-class BlendParams:
-    """Ranges of the random choices of one blend.
-
-    deform_std: std of the control-point offsets of the 4 x 4 grid, fraction of crop side.
-    blur_min, blur_max: odd Gaussian kernel sizes (px), drawn uniformly among the odd
-      sizes in [blur_min, blur_max].
-    color_transfer: 'rgb_mean' (paper), 'reinhard' (L*a*b* mean and std) or 'none'.
-    grid: control points per side of the deformation grid.
-    """
-
-    deform_std: float = 0.03
-    blur_min: int = 5
-    blur_max: int = 25
-    color_transfer: str = "rgb_mean"
-    grid: int = 4
-
-    def __post_init__(self):
-        if self.blur_min < 1 or self.blur_max < self.blur_min or self.blur_min % 2 == 0 or self.blur_max % 2 == 0:
-            raise ValueError(f"blur kernel sizes must be odd with 1 <= min <= max, got {self.blur_min}..{self.blur_max}")
-        if self.deform_std < 0:
-            raise ValueError(f"deform_std must be >= 0, got {self.deform_std}")
-        if self.color_transfer not in COLOR_TRANSFERS:
-            raise ValueError(f"color_transfer must be one of {COLOR_TRANSFERS}, got {self.color_transfer!r}")
+__all__ = ["Blend", "BlendParams", "EmptyMaskError", "blend", "blend_from_choices", "render_mask"]
 
 
 @dataclass(frozen=True)
@@ -58,42 +36,84 @@ class Blend:
     choices: dict
 
 
-def blend_mask(landmarks: np.ndarray, size: int, rng: np.random.Generator,
-               params: BlendParams) -> tuple[np.ndarray, np.ndarray, dict]:
-    """The deformed, blurred hull mask of one blend.
-
-    landmarks: (68, 2) background landmarks, crop px. Returns (hull uint8 {0, 255},
-    mask uint8 0..255, choices)."""
-    hull = hull_mask(landmarks, size)
-    grid = grid_for(size, params.grid)
-    targets = grid.random_targets(rng, params.deform_std * size)
-    kernel = int(rng.choice(np.arange(params.blur_min, params.blur_max + 1, 2)))
-    deformed = grid.warp(hull, targets)
-    mask = quantize(cv2.GaussianBlur(deformed, (kernel, kernel), 0))
-    choices = {"grid_targets": np.round(targets, 3).tolist(), "blur_kernel": kernel}
-    return quantize(hull), mask, choices
+class EmptyMaskError(ValueError):
+    """The blending mask of a set of choices is zero everywhere (the region was deformed,
+    eroded or cut by the valid area down to nothing)."""
 
 
-def blend(background: np.ndarray, foreground: np.ndarray, background_landmarks: np.ndarray,
-          rng: np.random.Generator, params: BlendParams = BlendParams()) -> Blend:
-    """Blend `foreground` into `background` along a random mask from the background's hull.
+def render_mask(landmarks: np.ndarray, size: int, choices: dict, mesh: np.ndarray | None = None,
+                valid: np.ndarray | None = None) -> np.ndarray:
+    """The blending mask M of recorded `choices` (`blending.recipe`), with no randomness:
+    region hull -> piecewise-affine deformation -> erosion / dilation -> Gaussian blur ->
+    opacity -> zero outside `valid` -> 8 bits.
 
-    background, foreground: (S, S, 3) uint8 RGB aligned crops.
-    background_landmarks: (68, 2) float32, crop px of the background.
+    landmarks: (68, 2) float32, crop px; mesh: (478, 2) float32, crop px, or None (needed
+    for the `forehead` region); valid: (S, S) bool / uint8, crop pixels that came from
+    inside the source frame, or None for all. Returns (S, S) uint8 0..255.
     """
+    region = region_mask(choices["hull"], landmarks, size, mesh)
+    targets = np.asarray(choices["grid_targets"], np.float32)
+    mask = grid_for(size, round(len(targets) ** 0.5)).warp(region, targets)
+    morph = int(choices["morph_kernel"])
+    if morph:
+        kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (abs(morph), abs(morph)))
+        mask = (cv2.dilate if morph > 0 else cv2.erode)(mask, kernel)
+    kernel = int(choices["blur_kernel"])
+    mask = cv2.GaussianBlur(mask, (kernel, kernel), 0)
+    if choices["opacity"] != 1:
+        mask *= np.float32(choices["opacity"])
+    mask = quantize(mask)
+    if valid is not None:
+        if valid.shape != (size, size):
+            raise ValueError(f"valid must be ({size}, {size}), got {valid.shape}")
+        mask[~valid.astype(bool)] = 0
+    return mask
+
+
+def blend_from_choices(background: np.ndarray, foreground: np.ndarray, background_landmarks: np.ndarray,
+                       choices: dict, *, mesh: np.ndarray | None = None,
+                       valid: np.ndarray | None = None) -> Blend:
+    """The blend of recorded `choices`, with no randomness: a sample's json["blend"] and
+    the same crops, landmarks, mesh and valid map rebuild its image, mask and X-ray bit
+    for bit. Arguments as `blend`; raises EmptyMaskError when the mask is empty."""
     size = background.shape[0]
     if background.shape != foreground.shape or background.shape[:2] != (size, size):
         raise ValueError(f"need two equal square crops, got {background.shape} and {foreground.shape}")
-    hull, mask_u8, choices = blend_mask(background_landmarks, size, rng, params)
+    mask_u8 = render_mask(background_landmarks, size, choices, mesh, valid)
     rows, cols = np.flatnonzero(mask_u8.any(1)), np.flatnonzero(mask_u8.any(0))
     if len(rows) == 0:
-        raise ValueError("the deformed mask is empty")
+        raise EmptyMaskError(f"the mask of region {choices['hull']!r} is empty")
     # Outside the mask's box the image is the background: work inside the box only.
     box = (slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1))
     alpha = mask_u8[box].astype(np.float32)[..., None] / 255.0
     bg = background[box].astype(np.float32)
-    corrected = transfer_color(params.color_transfer, foreground[box].astype(np.float32), bg, alpha[..., 0])
+    corrected = transfer_color(choices["color_transfer"], foreground[box].astype(np.float32), bg, alpha[..., 0])
     image = background.copy()
     image[box] = np.round(bg + alpha * (corrected - bg)).astype(np.uint8)
-    choices.update(color_transfer=params.color_transfer, params=asdict(params))
-    return Blend(image=image, mask=mask_u8, xray=xray_u8(mask_u8), hull=hull, choices=choices)
+    hull = quantize(hull_mask(background_landmarks, size))
+    return Blend(image=image, mask=mask_u8, xray=xray_u8(mask_u8), hull=hull, choices=dict(choices))
+
+
+def blend(background: np.ndarray, foreground: np.ndarray, background_landmarks: np.ndarray,
+          rng: np.random.Generator, params: BlendParams = BlendParams(), *,
+          mesh: np.ndarray | None = None, valid: np.ndarray | None = None,
+          attempts: int = 8) -> Blend:
+    """Blend `foreground` into `background` along a random mask from the background's face.
+
+    background, foreground: (S, S, 3) uint8 RGB aligned crops.
+    background_landmarks: (68, 2) float32, crop px of the background.
+    mesh: (478, 2) float32 face mesh of the background, crop px, or None (then the
+      `forehead` region is never drawn).
+    valid: (S, S) bool / uint8, background pixels that came from inside its source frame
+      (`landmarks.align.frame_valid_map`), or None for all; the mask is zero elsewhere.
+    Choices are drawn from `rng` alone (`blending.recipe.draw_choices`); a draw whose mask
+    is empty is drawn again, up to `attempts` draws, then EmptyMaskError.
+    """
+    for _ in range(attempts):
+        choices = draw_choices(rng, params, background.shape[0], mesh is not None)
+        try:
+            return blend_from_choices(background, foreground, background_landmarks, choices,
+                                      mesh=mesh, valid=valid)
+        except EmptyMaskError:
+            continue
+    raise EmptyMaskError(f"{attempts} draws all gave an empty mask")

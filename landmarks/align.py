@@ -96,3 +96,20 @@ def align_detected(rgb: np.ndarray, landmarks: np.ndarray, mesh: np.ndarray, siz
     """
     crop, crop_landmarks, matrix = align_face(rgb, landmarks, size, margin)
     return crop, crop_landmarks, apply_affine(matrix, mesh), matrix
+
+
+def frame_valid_map(matrix: np.ndarray, frame_size: tuple[int, int], size: int) -> np.ndarray:
+    """Which pixels of an S x S crop came from inside the source frame.
+
+    matrix: (2, 3) frame-to-crop affine (as `align_face` returns); frame_size: (width,
+    height) of the frame, px; size: crop side S, px. A crop pixel is valid when the frame
+    point it samples lies within the frame's outer pixel centres, [0, W-1] x [0, H-1]:
+    `align_face`'s bilinear crop then reads only frame pixels there, never its black
+    border. Returns (S, S) bool. O(S^2), independent of the frame size.
+    """
+    width, height = frame_size
+    to_frame = cv2.invertAffineTransform(np.asarray(matrix, np.float64))
+    axis = np.arange(size, dtype=np.float64)
+    x = to_frame[0, 0] * axis[None, :] + to_frame[0, 1] * axis[:, None] + to_frame[0, 2]
+    y = to_frame[1, 0] * axis[None, :] + to_frame[1, 1] * axis[:, None] + to_frame[1, 2]
+    return (x >= 0) & (x <= width - 1) & (y >= 0) & (y <= height - 1)
