@@ -4,6 +4,7 @@ from __future__ import annotations
 import logging
 import os
 import shlex
+from dataclasses import replace
 from collections.abc import Callable
 
 import apache_beam as beam
@@ -13,6 +14,7 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions, StandardOptions
 
 from blending.bi import BlendParams
+from blending.recipe import RECIPES, recipe
 from blending.color import COLOR_TRANSFERS
 from landmarks.detect import DetectorConfig
 from pipelines.build_bi_shards import BiShardsConfig, build_bi_shards
@@ -72,6 +74,22 @@ recipe_crop_options = _options(
                  help="Sample crop side as a multiple of the face box side."),
 )
 
+blend_options = _options(
+    click.option("--mask-recipe", type=click.Choice(sorted(RECIPES)), default="default", show_default=True,
+                 help="Blend recipe: 'default' draws the mask region (full hull, inner face, lower face, hull "
+                      "to the forehead), deformation strength, erosion/dilation, blur and opacity per blend, as "
+                      "the reference generators do; 'paper' is Face X-ray's own (Sec. 3.2): full hull, fixed "
+                      "deformation. The flags below, when given, replace the recipe's value."),
+    click.option("--deform-std", type=click.FloatRange(0), default=None,
+                 help="Fixed std of the mask grid's random offsets, fraction of the crop side "
+                      "[recipe: paper 0.03, default 0.01-0.12 drawn per blend]."),
+    click.option("--blur-min", type=click.IntRange(1), default=None, help="Smallest odd mask blur kernel, px [recipe: 5]."),
+    click.option("--blur-max", type=click.IntRange(1), default=None, help="Largest odd mask blur kernel, px [recipe: 25]."),
+    click.option("--color-transfer", type=click.Choice(COLOR_TRANSFERS), default=None,
+                 help="Colour correction of the foreground: per-channel RGB mean (paper), Reinhard L*a*b*, or "
+                      "none [recipe: rgb_mean]."),
+)
+
 face_shard_options = _options(
     click.option("--face-size", type=click.IntRange(32), default=384, show_default=True,
                  help="Side of the crops stored in face shards, px (recipe crops are cut from them)."),
@@ -121,6 +139,16 @@ def _crop_config(opts: dict) -> CropConfig:
                       face_margin=opts.get("face_margin", 2.0),
                       detector=DetectorConfig(min_score=opts["min_score"], min_size=opts["min_face_size"],
                                               all_faces=opts["all_faces"]))
+
+
+def blend_params(opts: dict) -> BlendParams:
+    """The --mask-recipe, with each blend flag given explicitly in its place (a fixed
+    --deform-std replaces the recipe's range)."""
+    params = recipe(opts["mask_recipe"])
+    overrides = {name: opts[name] for name in ("blur_min", "blur_max", "color_transfer") if opts[name] is not None}
+    if opts["deform_std"] is not None:
+        overrides |= {"deform_std": opts["deform_std"], "deform_std_max": None}
+    return replace(params, **overrides)
 
 
 def _faces_config(opts: dict, directory: str, workers: WorkerConfig) -> FacesConfig:
@@ -303,12 +331,7 @@ def extract_faces_command(ctx: click.Context, **opts) -> None:
 @recipe_crop_options
 @click.option("--fakes-per-real", type=click.FloatRange(0), default=1.0, show_default=True,
               help="Blended samples per real sample (each face gives one real sample).")
-@click.option("--deform-std", type=click.FloatRange(0), default=0.03, show_default=True,
-              help="Std of the mask grid's random offsets, fraction of the crop side.")
-@click.option("--blur-min", type=click.IntRange(1), default=5, show_default=True, help="Smallest odd mask blur kernel, px.")
-@click.option("--blur-max", type=click.IntRange(1), default=25, show_default=True, help="Largest odd mask blur kernel, px.")
-@click.option("--color-transfer", type=click.Choice(COLOR_TRANSFERS), default="rgb_mean", show_default=True,
-              help="Colour correction of the foreground: per-channel RGB mean (paper), Reinhard L*a*b*, or none.")
+@blend_options
 @output_options
 @click.pass_context
 def build_bi_shards_command(ctx: click.Context, **opts) -> None:
@@ -342,8 +365,7 @@ def build_bi_shards_command(ctx: click.Context, **opts) -> None:
         config = BiShardsConfig(
             output=output, faces=faces_dir, size=opts["size"], margin=opts["margin"], workers=workers,
             fakes_per_real=opts["fakes_per_real"],
-            blend=BlendParams(deform_std=opts["deform_std"], blur_min=opts["blur_min"],
-                              blur_max=opts["blur_max"], color_transfer=opts["color_transfer"]))
+            blend=blend_params(opts))
     except (InputError, ValueError, OSError) as error:
         raise click.UsageError(str(error)) from error
 

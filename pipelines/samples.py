@@ -21,7 +21,7 @@ from pipelines.extract import FAILURES, count_dropped
 from pipelines.worker import prepare_worker_process
 from pipelines.write import write_atomically
 from shards.assemble import bi_index_row, bi_sample
-from shards.faces import FaceRecord
+from shards.faces import FaceRecord, stored_mesh
 from shards.layout import shard_name
 from shards.plan import PlannedSample, assign_shards, plan_samples
 from shards.sample import decode_png
@@ -92,6 +92,10 @@ class StoredCrops:
         """(S, S, 3) uint8 RGB stored crop of `face`."""
         return decode_png(self.member(face.shard, face.image))
 
+    def mesh(self, face: FaceRecord) -> np.ndarray:
+        """(478, 2) float32 face mesh of `face`, stored-crop px."""
+        return stored_mesh(self.member(face.shard, face.meta))
+
     def member(self, shard: str, span: Span) -> bytes:
         stream = self._files.pop(shard, None)
         if stream is None:
@@ -124,7 +128,8 @@ class _WriteBiShardFn(beam.DoFn):
         else:
             crops = StoredCrops(self._faces)
             try:
-                made = [bi_sample(planned.key, background, crops.crop(background), foreground,
+                made = [bi_sample(planned.key, background, crops.crop(background),
+                                  None if foreground is None else crops.mesh(background), foreground,
                                   None if foreground is None else crops.crop(foreground), self._size, self._margin,
                                   self._seed, self._params, planned.neighbour_rank, planned.neighbours)
                         for planned, background, foreground in task.samples]

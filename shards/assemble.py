@@ -81,19 +81,21 @@ def manipulated_sample(key: str, face: FaceRecord, method: str, image: np.ndarra
     return AssembledSample(encoded, _index_row(key, face, "manipulated", 1, method))
 
 
-def bi_sample(key: str, background: FaceRecord, background_crop: np.ndarray, foreground: FaceRecord | None,
-              foreground_crop: np.ndarray | None, size: int, margin: float, seed: int, params,
-              neighbour_rank: int = -1, neighbours: int = 0) -> AssembledSample:
+def bi_sample(key: str, background: FaceRecord, background_crop: np.ndarray, background_mesh: np.ndarray | None,
+              foreground: FaceRecord | None, foreground_crop: np.ndarray | None, size: int, margin: float,
+              seed: int, params, neighbour_rank: int = -1, neighbours: int = 0) -> AssembledSample:
     """A sample of a BI build from stored faces: the background's recipe crop (`size` px
     at `margin`) as a real sample when `foreground` is None, else the Face X-ray blend of
-    the foreground's recipe crop into it, its random choices drawn from (seed, key).
+    the foreground's recipe crop into it, its random choices drawn from (seed, key); the
+    mask never reaches pixels from outside the background's source frame.
 
-    background_crop, foreground_crop: (S, S, 3) uint8 stored crops (face shards).
-    params: `blending.bi.BlendParams`.
+    background_crop, foreground_crop: (S, S, 3) uint8 stored crops (face shards);
+    background_mesh: (478, 2) stored-crop px, or None. params: `blending.bi.BlendParams`.
     """
-    crop, face = cut_recipe_crop(background, background_crop, size, margin)
+    cut = cut_recipe_crop(background, background_crop, size, margin, background_mesh)
     if foreground is None:
-        return real_sample(key, face, crop)
-    fg_crop, _ = cut_recipe_crop(foreground, foreground_crop, size, margin)
-    result = blend(crop, fg_crop, face.landmarks, key_rng(seed, "blend", key), params)
-    return blended_sample(key, face, foreground, result, seed, neighbour_rank, neighbours)
+        return real_sample(key, cut.record, cut.image)
+    donor = cut_recipe_crop(foreground, foreground_crop, size, margin)
+    result = blend(cut.image, donor.image, cut.record.landmarks, key_rng(seed, "blend", key), params,
+                   mesh=cut.mesh, valid=cut.valid)
+    return blended_sample(key, cut.record, foreground, result, seed, neighbour_rank, neighbours)

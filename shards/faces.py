@@ -9,12 +9,13 @@ with where its members lie in its shard, so a reader fetches one crop by seeking
 """
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, replace
 
 import numpy as np
 
 from blending.masks import hull_mask, quantize
-from landmarks.align import apply_affine, compose_affine, crop_matrix, warp_crop
+from landmarks.align import apply_affine, compose_affine, crop_matrix, frame_valid_map, warp_crop
 from shards.png import encode_png
 from shards.sample import EncodedSample, encode_json
 from shards.tar import Span
@@ -111,18 +112,38 @@ def stored_face(record: FaceRecord, crop: np.ndarray, mesh: np.ndarray) -> Encod
                                       "json": encode_json(meta)})
 
 
-def cut_recipe_crop(record: FaceRecord, stored: np.ndarray, size: int, margin: float) -> tuple[np.ndarray, FaceRecord]:
+def stored_mesh(meta: bytes) -> np.ndarray:
+    """(478, 2) float32 face mesh, stored-crop px, from a face shard's `json` member."""
+    return np.asarray(json.loads(meta)["mesh"], np.float32)
+
+
+@dataclass(frozen=True)
+class RecipeCrop:
+    """A recipe's crop of a stored face. image: (s, s, 3) uint8 RGB. record: the face's
+    record in the recipe crop (landmarks in its px, frame-to-crop matrix, crop settings).
+    mesh: (478, 2) float32 crop px, or None. valid: (s, s) bool, pixels from inside the
+    source frame."""
+
+    image: np.ndarray
+    record: FaceRecord
+    mesh: np.ndarray | None
+    valid: np.ndarray
+
+
+def cut_recipe_crop(record: FaceRecord, stored: np.ndarray, size: int, margin: float,
+                    mesh: np.ndarray | None = None) -> RecipeCrop:
     """A recipe's crop (side `size` px, `margin` x the face box) cut from a stored crop.
 
-    stored: (S, S, 3) uint8, the face's stored crop. The alignment is the one extraction
-    uses, computed from the stored landmarks. Returns the crop and the record of the
-    recipe crop (landmarks in its px, frame-to-crop matrix, crop settings; no shard).
-    Raises ValueError when the recipe asks for more context than was stored.
+    stored: (S, S, 3) uint8, the face's stored crop; mesh: its (478, 2) face mesh, stored
+    px, or None. The alignment is the one extraction uses, computed from the stored
+    landmarks. Raises ValueError when the recipe asks for more context than was stored.
     """
-    if margin > record.crop_margin + 1e-9:
+    if margin > record.crop_margin + 1e-6:
         raise ValueError(f"a crop at margin {margin} needs more context than the stored margin {record.crop_margin}")
     to_recipe = crop_matrix(record.landmarks, size, margin)
-    crop = warp_crop(stored, to_recipe, size)
-    return crop, replace(record, landmarks=apply_affine(to_recipe, record.landmarks),
-                         matrix=compose_affine(to_recipe, record.matrix), crop_size=size,
-                         crop_margin=margin, shard="", image=NO_SPAN, meta=NO_SPAN)
+    matrix = compose_affine(to_recipe, record.matrix)
+    face = replace(record, landmarks=apply_affine(to_recipe, record.landmarks), matrix=matrix, crop_size=size,
+                   crop_margin=margin, shard="", image=NO_SPAN, meta=NO_SPAN)
+    return RecipeCrop(warp_crop(stored, to_recipe, size), face,
+                      None if mesh is None else apply_affine(to_recipe, mesh),
+                      frame_valid_map(matrix, record.frame_size, size))
