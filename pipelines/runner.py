@@ -88,6 +88,9 @@ class RunSummary:
             + ", ".join(f"{k.split('/', 1)[1]} {v}" for k, v in sorted(self.counters.items())
                         if k.startswith("samples/") and k != "samples/written")
             + f"; {rate(samples)})",
+            *([f"face shards      {self.get('units', 'written') + self.get('units', 'kept')}"
+               + (f"  ({self.get('units', 'kept')} kept from the interrupted run)" if self.get('units', 'kept') else "")]
+              if self.get('units', 'written') + self.get('units', 'kept') else []),
             f"shards written   {self.get('shards', 'written')}"
             + (f"  ({self.get('shards', 'kept')} kept from the interrupted run)" if self.get('shards', 'kept') else ""),
             f"wall time        {self.seconds:.1f} s",

@@ -38,7 +38,8 @@ class FaceRecord:
     """One face crop, without its pixels.
 
     frame: frame index (0 for an image). frame_size: (width, height) of the source frame, px.
-    box: (4,) float32 x0, y0, x1, y1 detector box, frame px. score: detector confidence.
+    box: (4,) float32 x0, y0, x1, y1 detector box, frame px (1/100 px). score: detector
+    confidence in [0, 1] (4 decimals).
     landmarks: (68, 2) float32 iBUG points, crop px (1/100 px). matrix: (2, 3) float64
     frame-to-crop affine. crop_size: crop side, px. crop_margin: crop side / face-box side.
     shard, image, meta: where a face shard holds this face's `img.png` and `json` data
@@ -67,13 +68,14 @@ class FaceRecord:
         object.__setattr__(self, "landmarks", _points(self.landmarks, 68))
         object.__setattr__(self, "box", np.round(np.asarray(self.box, np.float64), 2).astype(np.float32))
         object.__setattr__(self, "matrix", np.asarray(self.matrix, np.float64).reshape(2, 3))
+        object.__setattr__(self, "score", round(float(self.score), 4))
 
     def meta_json(self) -> dict:
         """The face's description in a sample's or face shard's `json`."""
         return {"key": self.key, "dataset": self.dataset, "split": self.split, "video": self.video,
                 "identity": self.identity, "frame": self.frame, "path": self.path,
                 "frame_size": list(self.frame_size), "box": [round(float(v), 2) for v in self.box],
-                "score": round(float(self.score), 4),
+                "score": self.score,
                 "crop_matrix": np.round(self.matrix, 6).tolist(),
                 "crop": {"size": self.crop_size, "margin": self.crop_margin},
                 "landmarks": _point_list(self.landmarks)}

@@ -75,6 +75,52 @@ def test_sigkill_mid_write_then_resume_gives_identical_shards(videos, tmp_path):
     assert pq.read_table(killed / "index.parquet").num_rows == pq.read_table(reference / "index.parquet").num_rows
 
 
+KILL_AT_COMMIT = textwrap.dedent("""
+    import os, signal, sys
+    import pipelines.write as write
+    target, count = sys.argv[1], int(sys.argv[2])
+    seen = []
+    original = write.AtomicFile.commit
+    def commit_or_die(self):
+        if self.final.endswith(target):
+            seen.append(self.final)
+            if len(seen) == count:      # its record (face shards) or samples are written; it is not renamed
+                os.kill(os.getpid(), signal.SIGKILL)
+        return original(self)
+    write.AtomicFile.commit = commit_or_die
+    from pipelines.cli import main
+    main(sys.argv[3:])
+""")
+
+
+def _killed_at(target: str, count: int, *args: str):
+    process = subprocess.run([sys.executable, "-c", KILL_AT_COMMIT, target, str(count), *args],
+                             capture_output=True, timeout=300)
+    assert process.returncode == -9, process.stderr[-2000:]
+
+
+def test_sigkill_in_extraction_and_in_blending_then_resume_is_byte_identical(videos, tmp_path):
+    reference = tmp_path / "reference"
+    _run(videos, reference)
+    out = tmp_path / "out"
+    command = ["run", "build_bi_shards", "--input", str(videos), "--output", str(out), *ARGS]
+    _killed_at(".tar", 2, *command)                       # extraction: 1 face shard done, the 2nd not renamed
+    assert [p.name for p in (out / "faces").glob("shard-*.tar")] == ["shard-000000.tar"]
+    assert not list(out.glob("shard-*.tar"))
+    _killed_at("/out/shard-000003.tar", 1, *command, "--resume")   # blending: 3 sample shards done
+    assert len(list((out / "faces").glob("shard-*.tar"))) == len(VIDEOS)
+    assert len(list(out.glob("shard-*.tar"))) == 3
+    log = _run(videos, out, "--resume")
+    assert "face shards      3  (3 kept from the interrupted run)" in log
+    assert "(3 kept from the interrupted run)" in log.split("shards written")[1]
+    assert _digests(out) == _digests(reference) and _digests(out / "faces") == _digests(reference / "faces")
+    for table in ("faces", "neighbours", "failures"):
+        assert (out / "faces" / f"{table}.parquet").read_bytes() == (reference / "faces" / f"{table}.parquet").read_bytes()
+    rows = [pq.read_table(folder / "index.parquet").sort_by("key").to_pylist() for folder in (out, reference)]
+    assert rows[0] == rows[1]
+    assert not list(out.rglob(".*tmp-*"))
+
+
 def test_bundle_retries_neither_lose_nor_duplicate_samples(videos, tmp_path, monkeypatch):
     import shards.assemble as assemble
     reference = tmp_path / "reference"
