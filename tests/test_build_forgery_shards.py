@@ -194,3 +194,35 @@ def test_official_mask_videos_are_cropped_like_the_frames(shared_data, tmp_path)
         mask = decode_png(fake["mask.png"]) > 0
         assert expected.sum() > 1000
         assert (mask & expected).sum() / (mask | expected).sum() > 0.95  # mp4v coding blurs edges slightly
+
+
+def test_all_faces_gives_every_face_of_a_fake_its_sample(shared_data, tmp_path):
+    """A four-person clip (a group photo, 4 frames) and a brightened copy as its 'fake': with
+    --all-faces, each face of each frame gets its fake sample, keyed by the same face
+    number, cropped with that face's own transform."""
+    import cv2
+
+    frames = [cv2.imread(str(shared_data / "real_photos/_group/facenet_pytorch__multiface.jpg"))] * 4
+    clips = tmp_path / "clips"
+    clips.mkdir()
+    for name, shift in (("original.mp4", 0), ("fake.mp4", 40)):
+        writer = cv2.VideoWriter(str(clips / name), cv2.VideoWriter_fourcc(*"mp4v"), 25, frames[0].shape[1::-1])
+        for frame in frames:
+            writer.write(cv2.add(frame, np.full_like(frame, shift)))
+        writer.release()
+    tree = make_ffpp_tree(tmp_path / "ffpp", clips, {"train": [["100", "101"]]}, {"100": "original.mp4"},
+                          {("Deepfakes", "100_101"): "fake.mp4"})
+    output = tmp_path / "out"
+    run("build_forgery_shards", "--input", str(tree), "--output", str(output), "--all-faces", "--size", "96",
+        "--frames-per-video", "2")
+    samples = read_samples(output)
+    fakes = sorted(k for k in samples if k.endswith("-fake"))
+    reals = sorted(k for k in samples if k.endswith("-real"))
+    def original(key: str) -> str:
+        return key.replace("__Deepfakes-100_101__", "__youtube-100__").replace("-fake", "-real")
+
+    assert len(reals) == 2 * 4 and sorted(original(k) for k in fakes) == reals
+    assert {k.rsplit("__", 1)[1] for k in fakes} == {f"f{i}-fake" for i in range(4)}
+    for key in fakes:
+        fake, real = (decode_png(samples[k]["img.png"]).astype(int) for k in (key, original(key)))
+        assert abs((fake - real).mean() - 40) < 8          # the same face, 40 grey levels brighter
