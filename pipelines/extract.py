@@ -25,14 +25,13 @@ from landmarks.detect import FaceDetector
 from landmarks.frames import DecodeError, media_kind, read_frames
 from pipelines.config import CropConfig, WorkerConfig
 from pipelines.progress import Progress
-from pipelines.records import Face, Source, failure
+from pipelines.records import Source, failure
 from pipelines.units import Unit
 from pipelines.worker import prepare_worker_process
 from pipelines.write import AtomicFile, write_atomically
 from shards.faces import FaceRecord, stored_face
 from shards.keys import face_key
 from shards.layout import shard_name
-from shards.png import encode_png
 from shards.tar import write_tar
 
 FAILURES = "failures"
@@ -102,24 +101,35 @@ def source_frames(source: Source, frames_per_video: int, fail_fast: bool) -> Ite
                             fail_fast=fail_fast)
 
 
-def crop_faces(detector: FaceDetector, source: Source, index: int, rgb, size: int, margin: float,
-               fail_fast: bool = False):
-    """Faces of one frame as aligned `Face` crops, and a failure row (TaggedOutput) for
-    each face dropped, or for the frame when it has no face (supervised pipeline)."""
+@dataclass(frozen=True)
+class AlignedFace:
+    """A face found in a frame: its record (no shard yet), crop (S, S, 3) uint8 RGB and
+    478-point mesh, crop px."""
+
+    record: FaceRecord
+    crop: np.ndarray
+    mesh: np.ndarray
+
+
+def faces_of_frame(detector: FaceDetector, source: Source, index: int, rgb: np.ndarray, size: int, margin: float,
+                   fail_fast: bool = False) -> list[AlignedFace | dict]:
+    """Every face kept in one frame, aligned and cropped (`size` px at `margin`), and a
+    failure row (dict) for each face dropped, or for the frame when it has no face."""
     accepted, rejected = detector.detect(rgb)
-    for face in rejected:
-        yield dropped(source.path, "detect", face.reason, index, face.detail, fail_fast)
+    found: list[AlignedFace | dict] = [count_dropped(source.path, "detect", face.reason, index, face.detail,
+                                                     fail_fast) for face in rejected]
     if not accepted and not rejected:
-        yield dropped(source.path, "detect", "no_face", index, fail_fast=fail_fast)
+        found.append(count_dropped(source.path, "detect", "no_face", index, fail_fast=fail_fast))
     height, width = rgb.shape[:2]
     for number, face in enumerate(accepted):
-        crop, landmarks, _, matrix = align_detected(rgb, face.landmarks, face.mesh, size, margin)
-        Metrics.counter("faces", "kept").inc()
+        crop, landmarks, mesh, matrix = align_detected(rgb, face.landmarks, face.mesh, size, margin)
         record = FaceRecord(key=face_key(source.dataset, source.video, index, number), dataset=source.dataset,
                             split=source.split, video=source.video, identity=source.identity, frame=index,
                             path=source.path, frame_size=(width, height), box=face.box, score=face.score,
                             landmarks=landmarks, matrix=matrix, crop_size=size, crop_margin=margin)
-        yield Face(record=record, source=source, image=encode_png(crop))
+        Metrics.counter("faces", "kept").inc()
+        found.append(AlignedFace(record, crop, mesh))
+    return found
 
 
 @dataclass(frozen=True)
@@ -185,10 +195,13 @@ class _ExtractUnitsFn(beam.DoFn):
                     failures.append(item)
                     continue
                 index, rgb = item
-                found = self._faces_of_frame(source, index, rgb)
-                faces.extend(f for f in found if not isinstance(f, dict))
-                failures.extend(f for f in found if isinstance(f, dict))
-                self._progress.update(faces=sum(not isinstance(f, dict) for f in found))
+                for found in faces_of_frame(self._detector, source, index, rgb, crops.face_size, crops.face_margin,
+                                            fail_fast):
+                    if isinstance(found, dict):
+                        failures.append(found)
+                    else:
+                        faces.append((found.record, stored_face(found.record, found.crop, found.mesh)))
+                        self._progress.update(faces=1)
             self._progress.update(inputs=1)
         name = shard_name(unit.index)
         shard = AtomicFile(self._directory, name, lambda stream: write_tar(stream, (f for _, f in faces)))
@@ -203,27 +216,6 @@ class _ExtractUnitsFn(beam.DoFn):
         shard.commit()
         Metrics.counter("units", "written").inc()
         return UnitSummary(unit.index, len(faces), len(failures))
-
-    def _faces_of_frame(self, source: Source, index: int, rgb: np.ndarray) -> list:
-        """[(FaceRecord, EncodedSample) per face kept, failure row per face dropped]."""
-        crops, fail_fast = self._crops, self._workers.fail_fast
-        accepted, rejected = self._detector.detect(rgb)
-        found: list = [count_dropped(source.path, "detect", face.reason, index, face.detail, fail_fast)
-                       for face in rejected]
-        if not accepted and not rejected:
-            found.append(count_dropped(source.path, "detect", "no_face", index, fail_fast=fail_fast))
-        height, width = rgb.shape[:2]
-        for number, face in enumerate(accepted):
-            crop, landmarks, mesh, matrix = align_detected(rgb, face.landmarks, face.mesh, crops.face_size,
-                                                           crops.face_margin)
-            record = FaceRecord(key=face_key(source.dataset, source.video, index, number), dataset=source.dataset,
-                                split=source.split, video=source.video, identity=source.identity, frame=index,
-                                path=source.path, frame_size=(width, height), box=face.box, score=face.score,
-                                landmarks=landmarks, matrix=matrix, crop_size=crops.face_size,
-                                crop_margin=crops.face_margin)
-            Metrics.counter("faces", "kept").inc()
-            found.append((record, stored_face(record, crop, mesh)))
-        return found
 
 
 class ExtractFaces(beam.PTransform):

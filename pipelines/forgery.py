@@ -19,7 +19,7 @@ from landmarks.align import warp_crop
 from landmarks.detect import FaceDetector
 from landmarks.frames import DecodeError, evenly_spaced, read_video_frames, video_frame_count
 from pipelines.config import CropConfig, WorkerConfig
-from pipelines.extract import FAILURES, crop_faces, dropped, local_file
+from pipelines.extract import FAILURES, dropped, faces_of_frame, local_file
 from pipelines.progress import Progress
 from pipelines.records import Face, Source
 from pipelines.worker import prepare_worker_process
@@ -93,11 +93,14 @@ class _ExtractForgeriesFn(beam.DoFn):
             try:
                 for index, rgb in read_video_frames(local[original.path], indices):
                     Metrics.counter("frames", "decoded").inc()
-                    for item in crop_faces(self._detector, original, index, rgb, self._crops.size, self._crops.margin,
-                                           self._fail_fast):
-                        if isinstance(item, Face):
-                            faces.setdefault(index, []).append((item, item.crop))
-                        yield item
+                    for found in faces_of_frame(self._detector, original, index, rgb, self._crops.size,
+                                                self._crops.margin, self._fail_fast):
+                        if isinstance(found, dict):
+                            yield beam.pvalue.TaggedOutput(FAILURES, found)
+                            continue
+                        face = Face(found.record, original, encode_png(found.crop))
+                        faces.setdefault(index, []).append((face, found.crop))
+                        yield face
             except DecodeError as error:
                 yield dropped(original.path, "decode", "truncated" if faces else "undecodable", detail=str(error),
                               fail_fast=self._fail_fast)

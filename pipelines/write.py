@@ -49,11 +49,6 @@ def write_atomically(directory: str, name: str, write: Callable[[BinaryIO], T]) 
     return result
 
 
-def write_shard_atomically(directory: str, name: str, samples: list[AssembledSample]) -> None:
-    """A whole shard of `samples`, written atomically."""
-    write_atomically(directory, name, lambda stream: write_tar(stream, (s.sample for s in samples)))
-
-
 class _WriteShardFn(beam.DoFn):
     def __init__(self, directory: str, keep_existing: bool):
         self._directory, self._keep_existing = directory, keep_existing
@@ -71,7 +66,7 @@ class _WriteShardFn(beam.DoFn):
         if self._keep_existing and FileSystems.exists(FileSystems.join(self._directory, name)):
             Metrics.counter("shards", "kept").inc()
         else:
-            write_shard_atomically(self._directory, name, samples)
+            write_atomically(self._directory, name, lambda stream: write_tar(stream, (s.sample for s in samples)))
         self._shards.inc()
         self._samples.inc(len(samples))
         for sample in samples:
