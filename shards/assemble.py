@@ -42,31 +42,49 @@ def bi_index_row(key: str, background: FaceRecord, foreground: FaceRecord | None
     return _index_row(key, background, "blended", 1, "bi", foreground.key)
 
 
-def _zeros(size: int) -> np.ndarray:
-    return np.zeros((size, size), np.uint8)
+@dataclass(frozen=True)
+class SampleArrays:
+    """A sample before encoding. image: (S, S, 3) uint8 RGB, or its PNG bytes when it is
+    stored as made (`shards.png.encode_png`); xray, mask, hull: (S, S) uint8 0..255;
+    label: 0 real, 1 fake; meta: the sample's json."""
+
+    key: str
+    image: np.ndarray | bytes
+    xray: np.ndarray
+    mask: np.ndarray
+    hull: np.ndarray
+    label: int
+    meta: dict
+
+    def encode(self) -> EncodedSample:
+        return encode_sample(self.key, self.image, self.xray, self.mask, self.hull, self.label, self.meta)
+
+
+def real_arrays(key: str, face: FaceRecord, image: np.ndarray | bytes) -> SampleArrays:
+    """The face as it is: label 0, all-zero X-ray and mask, hull of its landmarks.
+    image: (S, S, 3) uint8 RGB crop, or its PNG bytes."""
+    size = face.crop_size
+    zeros = np.zeros((size, size), np.uint8)
+    return SampleArrays(key, image, zeros, zeros, quantize(hull_mask(face.landmarks, size)), 0,
+                        _meta(key, face, "real", "real"))
+
+
+def blended_arrays(key: str, background: FaceRecord, foreground: FaceRecord, blend, draw: dict,
+                   neighbour_rank: int, neighbours: int) -> SampleArrays:
+    """A blended image (`blending.bi.Blend`) of `foreground` into `background`: label 1,
+    the foreground and every random choice in its json. draw: what seeded the choices
+    (e.g. {"seed": 0}). neighbour_rank: rank of the foreground among the background's
+    nearest faces (0 nearest) of `neighbours` eligible."""
+    meta = _meta(key, background, "blended", "bi") | draw | {
+        "blend": blend.choices,
+        "foreground": {"key": foreground.key, "video": foreground.video, "identity": foreground.identity,
+                       "neighbour_rank": neighbour_rank, "neighbours": neighbours}}
+    return SampleArrays(key, blend.image, blend.xray, blend.mask, blend.hull, 1, meta)
 
 
 def real_sample(key: str, face: FaceRecord, image: np.ndarray | bytes) -> AssembledSample:
-    """The face as it is: label 0, all-zero X-ray and mask, hull of its landmarks.
-    image: (S, S, 3) uint8 RGB crop, or its PNG bytes (`shards.png.encode_png`)."""
-    size = face.crop_size
-    zeros = _zeros(size)
-    encoded = encode_sample(key, image, zeros, zeros, quantize(hull_mask(face.landmarks, size)), 0,
-                            _meta(key, face, "real", "real"))
-    return AssembledSample(encoded, bi_index_row(key, face, None))
-
-
-def blended_sample(key: str, background: FaceRecord, foreground: FaceRecord, blend, seed: int,
-                   neighbour_rank: int, neighbours: int) -> AssembledSample:
-    """A blended image (`blending.bi.Blend`) of `foreground` into `background`: label 1,
-    the foreground and every random choice in its json. neighbour_rank: rank of the
-    foreground among the background's nearest faces (0 nearest) of `neighbours` eligible."""
-    meta = _meta(key, background, "blended", "bi") | {
-        "seed": seed, "blend": blend.choices,
-        "foreground": {"key": foreground.key, "video": foreground.video, "identity": foreground.identity,
-                       "neighbour_rank": neighbour_rank, "neighbours": neighbours}}
-    encoded = encode_sample(key, blend.image, blend.xray, blend.mask, blend.hull, 1, meta)
-    return AssembledSample(encoded, bi_index_row(key, background, foreground))
+    """`real_arrays`, encoded, with its index row."""
+    return AssembledSample(real_arrays(key, face, image).encode(), bi_index_row(key, face, None))
 
 
 def manipulated_sample(key: str, face: FaceRecord, method: str, image: np.ndarray | bytes, mask: np.ndarray,
@@ -76,26 +94,36 @@ def manipulated_sample(key: str, face: FaceRecord, method: str, image: np.ndarra
     X-ray Sec. 3.1), and the hull of the original frame's landmarks."""
     meta = _meta(key, face, "manipulated", method) | {
         "original_key": original_key, "mask_source": mask_source, "mask_area": round(float(mask.mean()), 5)}
-    encoded = encode_sample(key, image, quantize(xray(mask)), quantize(mask),
-                            quantize(hull_mask(face.landmarks, face.crop_size)), 1, meta)
+    encoded = SampleArrays(key, image, quantize(xray(mask)), quantize(mask),
+                           quantize(hull_mask(face.landmarks, face.crop_size)), 1, meta).encode()
     return AssembledSample(encoded, _index_row(key, face, "manipulated", 1, method))
 
 
-def bi_sample(key: str, background: FaceRecord, background_crop: np.ndarray, background_mesh: np.ndarray | None,
+def bi_arrays(key: str, background: FaceRecord, background_crop: np.ndarray, background_mesh: np.ndarray | None,
               foreground: FaceRecord | None, foreground_crop: np.ndarray | None, size: int, margin: float,
-              seed: int, params, neighbour_rank: int = -1, neighbours: int = 0) -> AssembledSample:
-    """A sample of a BI build from stored faces: the background's recipe crop (`size` px
-    at `margin`) as a real sample when `foreground` is None, else the Face X-ray blend of
-    the foreground's recipe crop into it, its random choices drawn from (seed, key); the
-    mask never reaches pixels from outside the background's source frame.
+              rng: np.random.Generator, params, draw: dict, neighbour_rank: int = -1,
+              neighbours: int = 0) -> SampleArrays:
+    """A sample from stored faces: the background's recipe crop (`size` px at `margin`) as
+    a real sample when `foreground` is None, else the Face X-ray blend of the foreground's
+    recipe crop into it, its random choices drawn from `rng` (`draw` records its seed);
+    the mask never reaches pixels from outside the background's source frame.
 
     background_crop, foreground_crop: (S, S, 3) uint8 stored crops (face shards);
     background_mesh: (478, 2) stored-crop px, or None. params: `blending.bi.BlendParams`.
     """
     cut = cut_recipe_crop(background, background_crop, size, margin, background_mesh)
     if foreground is None:
-        return real_sample(key, cut.record, cut.image)
+        return real_arrays(key, cut.record, cut.image)
     donor = cut_recipe_crop(foreground, foreground_crop, size, margin)
-    result = blend(cut.image, donor.image, cut.record.landmarks, key_rng(seed, "blend", key), params,
-                   mesh=cut.mesh, valid=cut.valid)
-    return blended_sample(key, cut.record, foreground, result, seed, neighbour_rank, neighbours)
+    result = blend(cut.image, donor.image, cut.record.landmarks, rng, params, mesh=cut.mesh, valid=cut.valid)
+    return blended_arrays(key, cut.record, foreground, result, draw, neighbour_rank, neighbours)
+
+
+def bi_sample(key: str, background: FaceRecord, background_crop: np.ndarray, background_mesh: np.ndarray | None,
+              foreground: FaceRecord | None, foreground_crop: np.ndarray | None, size: int, margin: float,
+              seed: int, params, neighbour_rank: int = -1, neighbours: int = 0) -> AssembledSample:
+    """A sample of an offline BI build (`bi_arrays` with choices drawn from (seed, key)),
+    encoded, with its index row."""
+    made = bi_arrays(key, background, background_crop, background_mesh, foreground, foreground_crop, size, margin,
+                     key_rng(seed, "blend", key), params, {"seed": seed}, neighbour_rank, neighbours)
+    return AssembledSample(made.encode(), bi_index_row(key, background, foreground))
