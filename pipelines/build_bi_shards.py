@@ -34,7 +34,7 @@ def build_bi_shards(pipeline: beam.Pipeline, config: BiShardsConfig, after=None)
     out = config.output
     start = pipeline if after is None else after | "FacesReady" >> beam.Map(lambda _: None)
     planned = start | "PlanBiShards" >> PlanBiShards(config.faces, out.samples_per_shard, config.fakes_per_real,
-                                                     out.seed, config.workers.fail_fast)
+                                                     out.seed, config.workers)
     index = planned.tasks | "WriteBiShards" >> WriteBiShards(config.faces, out.directory, config.size,
                                                              config.margin, config.blend, out.seed, out.resume)
     {"index": index, "failures": planned[FAILURES]} | "WriteTables" >> WriteTables(out.directory)

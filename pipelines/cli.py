@@ -4,6 +4,9 @@ from __future__ import annotations
 import logging
 import os
 import shlex
+import shutil
+import tempfile
+import uuid
 from dataclasses import replace
 from collections.abc import Callable
 
@@ -180,13 +183,16 @@ LOCAL_RUNNERS = (None, "DirectRunner", "BundleBasedDirectRunner", "SwitchingDire
 
 def _worker_config(opts: dict, beam_args: list[str]) -> WorkerConfig:
     """--direct_num_workers: local worker processes; 0 means one per core, as in Beam. The
-    local runner splits each stage's input statically, so extraction is dealt into one
-    balanced lane per worker; other runners balance single units themselves."""
+    local runner splits each stage's input statically, so several local workers share the
+    work through claims in a local temporary folder (`pipelines.lanes`); other runners
+    balance single items themselves."""
     options = PipelineOptions(beam_args)
     workers = options.view_as(DirectOptions).direct_num_workers
     workers = (os.cpu_count() or 1) if workers == 0 else max(1, workers or 1)
     local = options.view_as(StandardOptions).runner in LOCAL_RUNNERS
-    return WorkerConfig(opts["fail_fast"], workers, workers if local else 0)
+    shared = local and workers > 1
+    claims = os.path.join(tempfile.gettempdir(), f"forgery-claims-{uuid.uuid4().hex}") if shared else ""
+    return WorkerConfig(opts["fail_fast"], workers, workers if shared else 0, claims)
 
 
 def _fail_fast_on_skipped(skipped: list[dict]) -> None:
@@ -207,20 +213,25 @@ def command_line(ctx: click.Context) -> str:
 
 
 def _run(ctx: click.Context, outputs: list[str], opts: dict, build: Callable[[beam.Pipeline], None],
-         fail_fast: bool) -> RunSummary:
+         workers: WorkerConfig) -> RunSummary:
     """Prepare the output folders, run the pipeline `build` adds, print its summary."""
     try:
         for directory in outputs:
             prepare_output(directory, opts["overwrite"], opts["resume"])
     except OutputExistsError as error:
         raise click.UsageError(str(error)) from error
+    if workers.claims:
+        os.makedirs(workers.claims)
     try:
         summary = run_and_summarize(make_pipeline(ctx.args), build)
     except Exception as error:  # noqa: BLE001 - Beam wraps worker exceptions in its own types
-        if fail_fast and "InputFailure" in f"{type(error).__name__} {error}":
+        if workers.fail_fast and "InputFailure" in f"{type(error).__name__} {error}":
             message = str(error).split("InputFailure: ")[-1].splitlines()[0]
             raise click.ClickException(f"--fail-fast: {message}") from error
         raise
+    finally:
+        if workers.claims:
+            shutil.rmtree(workers.claims, ignore_errors=True)
     click.echo("\n".join(summary.lines()))
     return summary
 
@@ -316,7 +327,7 @@ def extract_faces_command(ctx: click.Context, **opts) -> None:
     except (InputError, ValueError) as error:
         raise click.UsageError(str(error)) from error
     click.echo(f"{len(sources)} inputs in {len(units)} units -> {config.directory}")
-    _run(ctx, [config.directory], opts, lambda p: extract_faces(p, units, skipped, config), config.workers.fail_fast)
+    _run(ctx, [config.directory], opts, lambda p: extract_faces(p, units, skipped, config), config.workers)
     _faces_card(ctx, config)
 
 
@@ -375,10 +386,10 @@ def build_bi_shards_command(ctx: click.Context, **opts) -> None:
 
     if extraction is None:
         click.echo(f"faces of {faces_dir} -> {output.directory}")
-        _run(ctx, [output.directory], opts, build, workers.fail_fast)
+        _run(ctx, [output.directory], opts, build, workers)
     else:
         click.echo(f"{len(sources)} inputs in {len(units)} units -> {faces_dir} -> {output.directory}")
-        _run(ctx, [output.directory, faces_dir], opts, build, workers.fail_fast)
+        _run(ctx, [output.directory, faces_dir], opts, build, workers)
         _faces_card(ctx, extraction)
     _samples_card(ctx, output.directory, "Face X-ray blended-image (BI) shards", config, face_count(faces_dir))
 
@@ -423,7 +434,7 @@ def build_forgery_shards_command(ctx: click.Context, **opts) -> None:
     click.echo(f"{len(groups)} originals with {sum(len(f) for _, f in groups)} manipulated videos "
                f"-> {config.output.directory}")
     _run(ctx, [config.output.directory], opts, lambda p: build_forgery_shards(p, groups, listing.skipped, config),
-         config.workers.fail_fast)
+         config.workers)
     _samples_card(ctx, config.output.directory, "Supervised forgery shards (manipulated videos and their originals)",
                   config)
 

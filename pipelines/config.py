@@ -38,10 +38,11 @@ class OutputConfig:
 @dataclass(frozen=True)
 class WorkerConfig:
     """fail_fast: the first dropped input or face stops the run. workers: worker processes
-    sharing the run, e.g. --direct_num_workers (progress ETA). lanes: how many elements the
-    extraction work is dealt into (the local runner's worker count, so each worker gets one
-    balanced share; 0: one unit per element, for runners that balance work themselves)."""
+    sharing the run, e.g. --direct_num_workers (progress ETA). lanes: local worker processes
+    that share the units and output shards by claiming them (`pipelines.lanes`), 0 or 1 for
+    one item per element. claims: the directory of their claim files, local to the machine."""
 
     fail_fast: bool = False
     workers: int = 1
     lanes: int = 0
+    claims: str = ""

@@ -26,6 +26,7 @@ from landmarks.frames import DecodeError, media_kind, read_frames
 from pipelines.config import CropConfig, WorkerConfig
 from pipelines.progress import Progress
 from pipelines.records import Source, failure
+from pipelines.lanes import Lane, claim
 from pipelines.units import Unit
 from pipelines.worker import prepare_worker_process
 from pipelines.write import AtomicFile, write_atomically
@@ -176,8 +177,10 @@ class _ExtractUnitsFn(beam.DoFn):
         if self._detector is not None:
             self._detector.close()
 
-    def process(self, lane: list[Unit]):
-        for unit in lane:
+    def process(self, lane: Lane):
+        for unit in lane.items:
+            if not claim(lane, f"unit-{unit.index}"):
+                continue
             if self._resume and unit_is_done(self._directory, unit.index):
                 record = read_unit_record(self._directory, unit.index)
                 Metrics.counter("units", "kept").inc()
@@ -219,13 +222,10 @@ class _ExtractUnitsFn(beam.DoFn):
 
 
 class ExtractFaces(beam.PTransform):
-    """Lanes of units -> UnitSummary per unit; face shards and unit records written into
-    `directory` by the workers.
-
-    Each lane is one element, so with the local runner's static split each worker gets
-    the lanes `balanced_lanes` dealt by estimated cost; on a distributed runner lanes are
-    single units and the runner balances them. With `resume`, units whose face shard and
-    record exist are kept. total: inputs in the run (progress ETA).
+    """Lanes of units (`pipelines.lanes`) -> UnitSummary per unit; face shards and unit
+    records written into `directory` by the workers, each unit by the lane that claims it.
+    With `resume`, units whose face shard and record exist are kept. total: inputs in the
+    run (progress ETA).
     """
 
     def __init__(self, directory: str, crops: CropConfig, workers: WorkerConfig, resume: bool = False,

@@ -8,7 +8,8 @@ import apache_beam as beam
 from pipelines.config import CropConfig, WorkerConfig
 from pipelines.extract import ExtractFaces
 from pipelines.face_tables import WriteFaceTables
-from pipelines.units import Unit, balanced_lanes
+from pipelines.lanes import deal
+from pipelines.units import Unit
 
 FACES_SUBFOLDER = "faces"
 """Where `build_bi_shards --input` keeps the face shards it extracts, inside its output."""
@@ -34,7 +35,7 @@ def extract_faces(pipeline: beam.Pipeline, units: list[Unit], skipped: list[dict
     """Add face extraction to `pipeline`: units -> face shards -> tables. `skipped`:
     failure rows of inputs the reader left out. Returns the PCollection that holds one
     element once every table is written (to sequence later stages)."""
-    lanes = balanced_lanes(units, config.workers.lanes or len(units))
+    lanes = deal(units, config.workers.lanes, config.workers.claims, cost=lambda unit: unit.cost)
     return (pipeline
             | "Units" >> beam.Create(lanes)
             | "ExtractFaces" >> ExtractFaces(config.directory, config.crops, config.workers, config.resume,

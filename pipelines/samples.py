@@ -17,7 +17,9 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 
 from blending.bi import BlendParams
+from pipelines.config import WorkerConfig
 from pipelines.extract import FAILURES, count_dropped
+from pipelines.lanes import Lane, claim, deal
 from pipelines.worker import prepare_worker_process
 from pipelines.write import write_atomically
 from shards.assemble import bi_index_row, bi_sample
@@ -44,9 +46,9 @@ def read_table(directory: str, name: str, columns: list[str] | None = None):
 
 
 class _PlanFn(beam.DoFn):
-    def __init__(self, faces: str, samples_per_shard: int, fakes_per_real: float, seed: int, fail_fast: bool):
+    def __init__(self, faces: str, samples_per_shard: int, fakes_per_real: float, seed: int, workers: WorkerConfig):
         self._faces, self._per_shard, self._fakes_per_real = faces, samples_per_shard, fakes_per_real
-        self._seed, self._fail_fast = seed, fail_fast
+        self._seed, self._workers = seed, workers
 
     def process(self, _):
         rows = read_table(self._faces, "faces").to_pylist()
@@ -60,20 +62,22 @@ class _PlanFn(beam.DoFn):
             yield beam.pvalue.TaggedOutput(FAILURES, count_dropped(
                 face.path, "pair", "no_neighbour", face.frame,
                 f"{key}: no face of another video and identity of split {face.split} in the candidate pool",
-                self._fail_fast))
-        for index, shard in enumerate(assign_shards(samples, self._per_shard, self._seed)):
-            yield ShardTask(index, tuple((s, records[s.background], records[s.foreground] if s.foreground >= 0
-                                          else None) for s in shard))
+                self._workers.fail_fast))
+        tasks = [ShardTask(index, tuple((s, records[s.background], records[s.foreground] if s.foreground >= 0
+                                         else None) for s in shard))
+                 for index, shard in enumerate(assign_shards(samples, self._per_shard, self._seed))]
+        yield from deal(tasks, self._workers.lanes, self._workers.claims)
 
 
 class PlanBiShards(beam.PTransform):
-    """PBegin, or a one-element PCollection that must be complete first -> ShardTask per
-    output shard (main) and failure rows (tag FAILURES): the face folder's own failures,
-    then blends that found no neighbour."""
+    """PBegin, or a one-element PCollection that must be complete first -> lanes of
+    ShardTasks, one task per output shard (main, `pipelines.lanes`), and failure rows (tag
+    FAILURES): the face folder's own failures, then blends that found no neighbour."""
 
-    def __init__(self, faces: str, samples_per_shard: int, fakes_per_real: float, seed: int, fail_fast: bool):
+    def __init__(self, faces: str, samples_per_shard: int, fakes_per_real: float, seed: int,
+                 workers: WorkerConfig = WorkerConfig()):
         super().__init__()
-        self._fn = _PlanFn(faces, samples_per_shard, fakes_per_real, seed, fail_fast)
+        self._fn = _PlanFn(faces, samples_per_shard, fakes_per_real, seed, workers)
 
     def expand(self, start):
         if isinstance(start, beam.pvalue.PBegin):
@@ -120,7 +124,12 @@ class _WriteBiShardFn(beam.DoFn):
     def setup(self):
         prepare_worker_process()
 
-    def process(self, task: ShardTask):
+    def process(self, lane: Lane):
+        for task in lane.items:
+            if claim(lane, f"shard-{task.index}"):
+                yield from self._write(task)
+
+    def _write(self, task: ShardTask):
         name = shard_name(task.index)
         if self._keep_existing and FileSystems.exists(FileSystems.join(self._output, name)):
             Metrics.counter("shards", "kept").inc()
@@ -145,7 +154,7 @@ class _WriteBiShardFn(beam.DoFn):
 
 
 class WriteBiShards(beam.PTransform):
-    """ShardTask -> `index` rows, writing `shard-NNNNNN.tar` into `output`: recipe crops
+    """Lanes of ShardTasks -> `index` rows, writing `shard-NNNNNN.tar` into `output`: recipe crops
     of `size` px at `margin` cut from the stored crops of `faces`, blends drawn with
     `params` and `seed`. With `keep_existing` (resume) finished shards are kept."""
 

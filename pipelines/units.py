@@ -54,15 +54,3 @@ def plan_units(sources: list[Source], images_per_unit: int, frames_per_video: in
                 close_images()
     close_images()
     return units
-
-
-def balanced_lanes(units: list[Unit], lanes: int) -> list[list[Unit]]:
-    """`units` dealt into at most `lanes` lists of about equal total cost: costliest first,
-    each to the lightest lane so far (ties to the lower lane). Each lane keeps unit order."""
-    loads = [0.0] * max(1, min(lanes, len(units)))
-    dealt: list[list[Unit]] = [[] for _ in loads]
-    for unit in sorted(units, key=lambda u: (-u.cost, u.index)):
-        lightest = loads.index(min(loads))
-        dealt[lightest].append(unit)
-        loads[lightest] += unit.cost
-    return [sorted(lane, key=lambda u: u.index) for lane in dealt if lane]

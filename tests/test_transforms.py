@@ -17,7 +17,8 @@ from pipelines.extract import ExtractFaces, UnitSummary
 from pipelines.face_tables import WriteFaceTables
 from pipelines.readers import ReaderOptions, read_sources
 from pipelines.samples import PlanBiShards, WriteBiShards
-from pipelines.units import balanced_lanes, plan_units
+from pipelines.lanes import Lane, claim, deal
+from pipelines.units import plan_units
 
 CROPS = CropConfig(frames_per_video=2, face_size=192)
 
@@ -41,9 +42,11 @@ def units(shared_data, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def faces(units, tmp_path_factory) -> Path:
+    """Face shards of `units`, extracted by two lanes that share the units through claims."""
     directory = tmp_path_factory.mktemp("faces")
+    claims = tmp_path_factory.mktemp("claims")
     with pipeline() as p:
-        summaries = (p | beam.Create(balanced_lanes(units, 2))
+        summaries = (p | beam.Create(deal(units, 2, str(claims), cost=lambda u: u.cost))
                      | ExtractFaces(str(directory), CROPS, WorkerConfig(), total=4))
         assert_that(summaries, equal_to([UnitSummary(0, 1, 1), UnitSummary(1, 2, 0), UnitSummary(2, 1, 0)]))
         done = summaries | WriteFaceTables(str(directory), [], seed=0, k=3, pool_size=10)
@@ -55,8 +58,18 @@ def test_units_and_lanes(units):
     assert [[s.path.rsplit("/", 1)[1] for s in u.sources] for u in units] == [
         ["a_face.jpg", "b_apple.jpg"], ["c_clip.mp4"], ["d_face.jpg"]]
     assert [u.cost for u in units] == [2.0, 2.0, 1.0]       # images, 2 frames (no byte sizes given)
-    assert [[u.index for u in lane] for lane in balanced_lanes(units, 2)] == [[0, 2], [1]]
-    assert [[u.index for u in lane] for lane in balanced_lanes(units, 5)] == [[0], [1], [2]]
+
+
+def test_lanes_hand_out_each_item_once(tmp_path):
+    lanes = deal(["a", "bb", "ccc"], 2, str(tmp_path), cost=len)
+    assert [lane.items for lane in lanes] == [("ccc", "bb", "a")] * 2          # costliest first, every item
+    first, second = lanes
+    assert claim(first, "ccc") and not claim(second, "ccc") and claim(second, "bb")
+    assert claim(first, "ccc")                       # a retried bundle of the same lane keeps its claim
+    assert not claim(first, "bb") and claim(first, "a")
+    assert deal(["a", "b"], 1, str(tmp_path)) == [Lane(0, ("a",)), Lane(1, ("b",))]   # one worker: one per lane
+    assert deal(["a", "b"], 4, "") == [Lane(0, ("a",)), Lane(1, ("b",))]               # no claims: one per lane
+    assert claim(Lane(0, ("a",)), "a") and claim(Lane(1, ("a",)), "a")
 
 
 def test_extract_faces_writes_shards_and_records(faces):
@@ -73,7 +86,7 @@ def test_extract_faces_writes_shards_and_records(faces):
 
 def test_extract_faces_resume_keeps_written_units(faces, units):
     with pipeline() as p:
-        summaries = (p | beam.Create([units])
+        summaries = (p | beam.Create(deal(units, 1, ""))
                      | ExtractFaces(str(faces), CROPS, WorkerConfig(), resume=True))
         assert_that(summaries, equal_to([UnitSummary(0, 1, 1, kept=True), UnitSummary(1, 2, 0, kept=True),
                                          UnitSummary(2, 1, 0, kept=True)]))
@@ -81,8 +94,8 @@ def test_extract_faces_resume_keeps_written_units(faces, units):
 
 def test_plan_and_write_bi_shards(faces, tmp_path):
     with pipeline() as p:
-        planned = p | PlanBiShards(str(faces), samples_per_shard=3, fakes_per_real=1.0, seed=0, fail_fast=False)
-        assert_that(planned.tasks | beam.Map(lambda t: (t.index, len(t.samples))),
+        planned = p | PlanBiShards(str(faces), samples_per_shard=3, fakes_per_real=1.0, seed=0)
+        assert_that(planned.tasks | beam.Map(lambda lane: (lane.items[0].index, len(lane.items[0].samples))),
                     equal_to([(0, 3), (1, 3), (2, 2)]), label="tasks")
         assert_that(planned.failures | beam.Map(lambda f: f["reason"]), equal_to(["no_landmarks"]), label="failures")
         index = planned.tasks | WriteBiShards(str(faces), str(tmp_path), 128, 1.3, recipe("default"), seed=0)
