@@ -12,6 +12,7 @@ class CropConfig:
     """frames_per_video: evenly spaced frames used per video. size, margin: the recipe's
     crop side (px) and crop side / face-box side. face_size, face_margin: the same for the
     stored crops of face shards, from which recipe crops are cut (so at least as generous).
+    face_compression: of the stored crops' PNG (`shards.faces.FACE_COMPRESSION`).
     detector: face acceptance thresholds."""
 
     frames_per_video: int = 32
@@ -19,6 +20,7 @@ class CropConfig:
     margin: float = 1.3
     face_size: int = 384
     face_margin: float = 2.0
+    face_compression: str = "none"
     detector: DetectorConfig = DetectorConfig()
 
 

@@ -203,7 +203,8 @@ class _ExtractUnitsFn(beam.DoFn):
                     if isinstance(found, dict):
                         failures.append(found)
                     else:
-                        faces.append((found.record, stored_face(found.record, found.crop, found.mesh)))
+                        faces.append((found.record, stored_face(found.record, found.crop, found.mesh,
+                                                                crops.face_compression)))
                         self._progress.update(faces=1)
             self._progress.update(inputs=1)
         name = shard_name(unit.index)

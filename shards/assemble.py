@@ -113,7 +113,8 @@ def bi_arrays(key: str, background: FaceRecord, background_crop: np.ndarray, bac
     """
     cut = cut_recipe_crop(background, background_crop, size, margin, background_mesh)
     if foreground is None:
-        return real_arrays(key, cut.record, cut.image)
+        real = real_arrays(key, cut.record, cut.image)
+        return SampleArrays(real.key, real.image, real.xray, real.mask, real.hull, 0, real.meta | draw)
     donor = cut_recipe_crop(foreground, foreground_crop, size, margin)
     result = blend(cut.image, donor.image, cut.record.landmarks, rng, params, mesh=cut.mesh, valid=cut.valid)
     return blended_arrays(key, cut.record, foreground, result, draw, neighbour_rank, neighbours)
@@ -125,5 +126,6 @@ def bi_sample(key: str, background: FaceRecord, background_crop: np.ndarray, bac
     """A sample of an offline BI build (`bi_arrays` with choices drawn from (seed, key)),
     encoded, with its index row."""
     made = bi_arrays(key, background, background_crop, background_mesh, foreground, foreground_crop, size, margin,
-                     key_rng(seed, "blend", key), params, {"seed": seed}, neighbour_rank, neighbours)
+                     key_rng(seed, "blend", key), params, {"seed": seed} if foreground is not None else {},
+                     neighbour_rank, neighbours)
     return AssembledSample(made.encode(), bi_index_row(key, background, foreground))

@@ -114,9 +114,12 @@ def test_png_writer_round_trips_through_opencv_and_pil(shape):
 
     from shards.png import encode_png
     image = np.random.default_rng(sum(shape)).integers(0, 256, shape, dtype=np.uint8)
-    data = encode_png(image)
-    np.testing.assert_array_equal(decode_png(data), image)
-    np.testing.assert_array_equal(np.asarray(Image.open(_io.BytesIO(data))), image)
+    for level in (0, 1):
+        data = encode_png(image, level)
+        np.testing.assert_array_equal(decode_png(data), image)
+        np.testing.assert_array_equal(np.asarray(Image.open(_io.BytesIO(data))), image)
+    smooth = np.tile(np.arange(64, dtype=np.uint8)[:, None], (1, 64))
+    assert len(encode_png(smooth, 0)) > 64 * 65 > 3 * len(encode_png(smooth, 1))   # 0 stores the rows as they are
     with pytest.raises(TypeError):
         encode_png(image.astype(np.float32))
     with pytest.raises(ValueError):
