@@ -100,23 +100,23 @@ def manipulated_sample(key: str, face: FaceRecord, method: str, image: np.ndarra
 
 
 def bi_arrays(key: str, background: FaceRecord, background_crop: np.ndarray, background_mesh: np.ndarray | None,
-              foreground: FaceRecord | None, foreground_crop: np.ndarray | None, size: int, margin: float,
+              foreground: FaceRecord | None, donor: np.ndarray | None, size: int, margin: float,
               rng: np.random.Generator, params, draw: dict, neighbour_rank: int = -1,
               neighbours: int = 0) -> SampleArrays:
     """A sample from stored faces: the background's recipe crop (`size` px at `margin`) as
     a real sample when `foreground` is None, else the Face X-ray blend of the foreground's
-    recipe crop into it, its random choices drawn from `rng` (`draw` records its seed);
-    the mask never reaches pixels from outside the background's source frame.
+    recipe crop `donor` into it, its random choices drawn from `rng` (`draw` records its
+    seed); the mask never reaches pixels from outside the background's source frame.
 
-    background_crop, foreground_crop: (S, S, 3) uint8 stored crops (face shards);
-    background_mesh: (478, 2) stored-crop px, or None. params: `blending.bi.BlendParams`.
+    background_crop: (S, S, 3) uint8 stored crop (face shards); background_mesh: (478, 2)
+    stored-crop px, or None; donor: (size, size, 3) uint8, `cut_recipe_crop(foreground,
+    ...).image`. params: `blending.bi.BlendParams`.
     """
     cut = cut_recipe_crop(background, background_crop, size, margin, background_mesh)
     if foreground is None:
         real = real_arrays(key, cut.record, cut.image)
         return SampleArrays(real.key, real.image, real.xray, real.mask, real.hull, 0, real.meta | draw)
-    donor = cut_recipe_crop(foreground, foreground_crop, size, margin)
-    result = blend(cut.image, donor.image, cut.record.landmarks, rng, params, mesh=cut.mesh, valid=cut.valid)
+    result = blend(cut.image, donor, cut.record.landmarks, rng, params, mesh=cut.mesh, valid=cut.valid())
     return blended_arrays(key, cut.record, foreground, result, draw, neighbour_rank, neighbours)
 
 
@@ -125,7 +125,8 @@ def bi_sample(key: str, background: FaceRecord, background_crop: np.ndarray, bac
               seed: int, params, neighbour_rank: int = -1, neighbours: int = 0) -> AssembledSample:
     """A sample of an offline BI build (`bi_arrays` with choices drawn from (seed, key)),
     encoded, with its index row."""
-    made = bi_arrays(key, background, background_crop, background_mesh, foreground, foreground_crop, size, margin,
+    donor = None if foreground is None else cut_recipe_crop(foreground, foreground_crop, size, margin).image
+    made = bi_arrays(key, background, background_crop, background_mesh, foreground, donor, size, margin,
                      key_rng(seed, "blend", key), params, {"seed": seed} if foreground is not None else {},
                      neighbour_rank, neighbours)
     return AssembledSample(made.encode(), bi_index_row(key, background, foreground))

@@ -129,13 +129,15 @@ def stored_mesh(meta: bytes) -> np.ndarray:
 class RecipeCrop:
     """A recipe's crop of a stored face. image: (s, s, 3) uint8 RGB. record: the face's
     record in the recipe crop (landmarks in its px, frame-to-crop matrix, crop settings).
-    mesh: (478, 2) float32 crop px, or None. valid: (s, s) bool, pixels from inside the
-    source frame."""
+    mesh: (478, 2) float32 crop px, or None."""
 
     image: np.ndarray
     record: FaceRecord
     mesh: np.ndarray | None
-    valid: np.ndarray
+
+    def valid(self) -> np.ndarray:
+        """(s, s) bool: the crop's pixels that came from inside the source frame."""
+        return frame_valid_map(self.record.matrix, self.record.frame_size, self.record.crop_size)
 
 
 def cut_recipe_crop(record: FaceRecord, stored: np.ndarray, size: int, margin: float,
@@ -152,6 +154,4 @@ def cut_recipe_crop(record: FaceRecord, stored: np.ndarray, size: int, margin: f
     matrix = compose_affine(to_recipe, record.matrix)
     face = replace(record, landmarks=apply_affine(to_recipe, record.landmarks), matrix=matrix, crop_size=size,
                    crop_margin=margin, shard="", image=NO_SPAN, meta=NO_SPAN)
-    return RecipeCrop(warp_crop(stored, to_recipe, size), face,
-                      None if mesh is None else apply_affine(to_recipe, mesh),
-                      frame_valid_map(matrix, record.frame_size, size))
+    return RecipeCrop(warp_crop(stored, to_recipe, size), face, None if mesh is None else apply_affine(to_recipe, mesh))

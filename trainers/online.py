@@ -21,7 +21,7 @@ from blending.augment import AUGMENTS, AugmentParams, apply_augment, draw_augmen
 from blending.bi import BlendParams
 from blending.recipe import recipe
 from shards.assemble import SampleArrays, bi_arrays
-from shards.faces import FaceRecord, stored_mesh
+from shards.faces import FaceRecord, cut_recipe_crop, stored_mesh
 from shards.keys import key_rng, sample_key
 from shards.sample import decode_png
 from shards.tar import read_member
@@ -86,12 +86,13 @@ class FaceLibrary:
         except KeyError:
             raise FaceFolderError(f"{self.folder}: face {key} is in a shard but not in faces.parquet") from None
 
-    def crop(self, row: int) -> np.ndarray:
-        """(S, S, 3) uint8 RGB stored crop of face `row`."""
+    def donor(self, row: int, size: int, margin: float) -> np.ndarray:
+        """(size, size, 3) uint8 RGB recipe crop of face `row` (`cut_recipe_crop`), cached."""
         crop = self._crops.pop(row, None)
-        if crop is None:
+        if crop is None or crop.shape[0] != size:
             record = self.records[row]
-            crop = decode_png(read_member(self._file(record.shard), record.image))
+            stored = decode_png(read_member(self._file(record.shard), record.image))
+            crop = cut_recipe_crop(record, stored, size, margin).image
             if len(self._crops) >= self._cached:
                 self._crops.popitem(last=False)
         self._crops[row] = crop
@@ -142,7 +143,7 @@ def online_sample(raw: dict, library: FaceLibrary, config: OnlineConfig, draw: D
         rank = int(decide.integers(len(candidates)))
         foreground = int(candidates[rank])
         made = bi_arrays(name, background, crop, stored_mesh(raw["json"]), library.records[foreground],
-                         library.crop(foreground), config.size, config.margin,
+                         library.donor(foreground, config.size, config.margin), config.size, config.margin,
                          key_rng(config.seed, "online-blend", *draw.parts(), key), config.params, made_draw, rank,
                          len(candidates))
     else:
