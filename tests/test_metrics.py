@@ -6,8 +6,8 @@ import math
 import numpy as np
 import pytest
 
-from trainers.metrics import (accuracy, average_precision, equal_error_rate, evaluation_report, mean_iou,
-                              roc_auc, video_level)
+from trainers.metrics import (MixedVideoLabels, accuracy, average_precision, equal_error_rate, evaluation_report,
+                              mean_iou, roc_auc, video_level)
 
 
 def test_auc_counts_pairs_and_half_ties():
@@ -56,3 +56,8 @@ def test_video_level_and_report():
     assert report["per_method"]["DF"]["auc"] == pytest.approx(1.0)
     assert report["per_method"]["NT"]["auc"] == pytest.approx(1 / 3)   # 0.2 beats only the real 0.1
     assert set(report["frame"]) == {"auc", "ap", "eer", "accuracy", "count"}
+
+
+def test_a_video_group_that_mixes_labels_is_refused():
+    with pytest.raises(MixedVideoLabels):
+        video_level([0, 1, 0], [0.1, 0.9, 0.2], ["a", "a", "b"])

@@ -104,6 +104,14 @@ def test_eval_and_predict_commands(bi_shards, shared_data, tmp_path):
     assert report["frame"]["count"] == 10 and 0 <= report["frame"]["miou"] <= 1
     assert list(report["per_method"]) == ["bi"]
     assert (run / "eval_scores.csv").read_text().count("\n") == 11
+    with open(run / "eval_scores.csv") as stream:
+        rows = list(csv.DictReader(stream))
+    groups = {}
+    for row in rows:    # a blend is a group of its own videos; a real frame its video's
+        assert ("+" in row["video"]) == (row["label"] == "1"), row
+        groups.setdefault(row["video"], set()).add(row["label"])
+    assert all(len(labels) == 1 for labels in groups.values())
+    assert report["video"]["count"] == len(groups) and 0 < report["video"]["count"] < 10
 
     photo = shared_data / "real_photos/grace_hopper/pypi_matplotlib__grace_hopper.jpg"
     result = CliRunner().invoke(main, ["predict", str(photo), "--checkpoint", str(run / "best.pt"),
@@ -114,6 +122,23 @@ def test_eval_and_predict_commands(bi_shards, shared_data, tmp_path):
     picture = (tmp_path / "pred" / "pypi_matplotlib__grace_hopper_prediction.png")
     import cv2
     assert cv2.imread(str(picture)).shape == (64, 3 * 64, 3)
+
+
+def test_a_blend_is_grouped_by_both_of_its_videos(bi_shards):
+    from shards.tar import read_tar
+    decode = make_decoder(("img.png",), 32)
+    with open(bi_shards[0][0], "rb") as stream:
+        samples = list(read_tar(stream))
+    kinds = set()
+    for sample in samples:
+        meta = json.loads(sample["json"])
+        kinds.add(meta["kind"])
+        group = f"{meta['dataset']}/{meta['video']}"
+        if meta["kind"] == "blended":
+            group += f"+{meta['foreground']['video']}"
+            assert meta["foreground"]["video"] != meta["video"]
+        assert decode(sample)["video"] == group
+    assert kinds == {"real", "blended"}
 
 
 def _synthetic_shards(folder, shards: int, per_shard: int) -> list[str]:

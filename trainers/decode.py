@@ -22,6 +22,17 @@ def _resize(image: np.ndarray, size: int) -> np.ndarray:
     return cv2.resize(image, (size, size), interpolation=interpolation)
 
 
+def video_group(meta: dict) -> str:
+    """The video-level group of a sample: the source of its pixels, '<dataset>/<video>'.
+    A blend mixes two videos, so it forms a group of its own,
+    '<dataset>/<background video>+<foreground video>'; a real or manipulated crop belongs
+    to its own video (manipulated videos have their own ids, e.g. 'Deepfakes-004_982').
+    No group ever mixes real and fake frames."""
+    group = f"{meta.get('dataset', '')}/{meta.get('video', '')}"
+    foreground = meta.get("foreground")
+    return f"{group}+{foreground['video']}" if foreground else group
+
+
 def make_decoder(members: tuple[str, ...], size: int, postprocessing: str = "none",
                  seed: int = 0) -> Callable[[dict], dict]:
     """Decoder of the given image `members` (of IMAGE_MEMBERS), resized to size x size.
@@ -30,7 +41,8 @@ def make_decoder(members: tuple[str, ...], size: int, postprocessing: str = "non
     to the image before resizing (robustness training / testing); each sample's random
     draw is seeded from `seed` and its key.
     Returns dict: image (3, S, S) uint8; xray / mask / hull (1, S, S) uint8 (those asked
-    for); label int64 (cls); method_id int64; key, video, method str. Raises on corrupt
+    for); label int64 (cls); method_id int64; key, method str; video str, the
+    sample's `video_group`. Raises on corrupt
     members, which the stream counts and skips."""
     unknown = set(members) - set(IMAGE_MEMBERS)
     if unknown:
@@ -41,7 +53,7 @@ def make_decoder(members: tuple[str, ...], size: int, postprocessing: str = "non
         meta = json.loads(sample["json"])
         out = {"label": torch.tensor(int(sample["cls"]), dtype=torch.int64),
                "method_id": torch.tensor(int(meta.get("method_id", -1)), dtype=torch.int64),
-               "key": sample["__key__"], "video": f"{meta.get('dataset', '')}/{meta.get('video', '')}",
+               "key": sample["__key__"], "video": video_group(meta),
                "method": meta.get("method", "")}
         for member in members:
             image = decode_png(sample[member])

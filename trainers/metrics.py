@@ -89,12 +89,20 @@ def mean_iou(predicted: np.ndarray, target: np.ndarray) -> float:
     return float(np.mean(ious))
 
 
+class MixedVideoLabels(ValueError):
+    """A video-level group holds both real and fake frames (its grouping is wrong)."""
+
+
 def video_level(labels, scores, videos) -> tuple[np.ndarray, np.ndarray]:
-    """(labels, scores) per video: the mean of its frame scores; a video's label is its
-    frames' (they agree)."""
+    """(labels, scores) per video group (see `trainers.decode.video_group`), in order of
+    first appearance: the mean of its frame scores, and its frames' common label. Raises
+    MixedVideoLabels when a group's frames disagree."""
     grouped = defaultdict(list)
     for label, score, video in zip(np.ravel(labels), np.ravel(scores), videos):
         grouped[video].append((label, score))
+    mixed = [video for video, items in grouped.items() if len({label for label, _ in items}) > 1]
+    if mixed:
+        raise MixedVideoLabels(f"{len(mixed)} video groups mix real and fake frames, e.g. {mixed[:3]}")
     video_labels = np.array([items[0][0] for items in grouped.values()])
     video_scores = np.array([np.mean([s for _, s in items]) for items in grouped.values()])
     return video_labels, video_scores
