@@ -43,6 +43,42 @@ def test_amten_residual_is_conv1_minus_input():
     torch.testing.assert_close(traces, net.amten.conv1(x) - x)
 
 
+def test_local_dense_map_is_placed_at_receptive_field_centres():
+    family = get_family("local")
+    size, s = 96, 31                                    # (96 - 5) // 2 + 1 - 14 = 32 - 1
+    centres = receptive_field_centres(s).double()
+    # an analytic probability map, linear in the centre's pixel coordinates
+    plane = lambda y, x: 0.1 + 0.004 * y + 0.003 * x    # noqa: E731
+    probability = plane(centres[:, None], centres[None, :])
+    logits = torch.stack([torch.zeros_like(probability), torch.logit(probability)])[None].float()
+    dense = family.dense({"seg_logits": {"fake": logits}, "size": size})[0, 0].double()
+    assert dense.shape == (size, size)
+    inside = torch.arange(16, 16 + 2 * (s - 1) + 1).double()
+    torch.testing.assert_close(dense[16:77, 16:77], plane(inside[:, None], inside[None, :]), atol=2e-6, rtol=0)
+    assert torch.allclose(dense[:16, 40], dense[16, 40]) and torch.allclose(dense[77:, 40], dense[76, 40])
+
+
+def test_local_dense_map_recovers_the_mask_it_was_trained_on():
+    """The head learns the mask at the receptive-field centres; placed back there and
+    thresholded, it matches the full-resolution mask (an ellipse) almost exactly."""
+    import torch.nn.functional as F
+    from trainers.metrics import IoUAccumulator
+    size, s = 256, 111
+    y, x = torch.meshgrid(torch.arange(size), torch.arange(size), indexing="ij")
+    mask = (((y - 128) / 70.0) ** 2 + ((x - 120) / 55.0) ** 2 <= 1)
+    centres = receptive_field_centres(s)
+    target = mask[centres][:, centres].float()[None, None]
+    placed = get_family("local").dense({"seg_logits": {"fake": torch.cat([1 - target, target], 1).log()},
+                                        "size": size})
+    stretched = F.interpolate(target, size=(size, size), mode="bilinear", align_corners=False)
+    mious = []
+    for dense in (placed, stretched):
+        iou = IoUAccumulator()
+        iou.add((dense > 0.5).numpy(), mask[None, None].numpy(), [1])
+        mious.append(iou.result()["miou"])
+    assert mious[0] > 0.99 and mious[1] < 0.9, mious
+
+
 def test_local_feature_net_receptive_field_parameters_and_label_centres():
     net = LocalFeatureNet(heads=("fake",))
     assert receptive_field(net.features, 128) == 33

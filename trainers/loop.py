@@ -21,7 +21,7 @@ from trainers.checkpoint import load_checkpoint, save_checkpoint
 from trainers.data import CorruptCounter, ShardStream, StreamConfig, expand_urls, make_loader
 from trainers.decode import make_decoder
 from trainers.families import Family, get_family
-from trainers.metrics import evaluation_report, mean_iou
+from trainers.metrics import IoUAccumulator, evaluation_report
 
 
 @dataclass
@@ -141,7 +141,8 @@ def evaluate(model: torch.nn.Module, family: Family, urls: list[str], image_size
     stream = ShardStream(StreamConfig(tuple(urls), batch_size, shuffle_buffer=0),
                          make_decoder(members, image_size, postprocessing))
     model.eval()
-    labels, scores, videos, methods, keys, losses, ious = [], [], [], [], [], [], []
+    labels, scores, videos, methods, keys, losses = [], [], [], [], [], []
+    ious = IoUAccumulator() if family.dense_target else None
     for batch in make_loader(stream, workers, drop_last=False):
         batch = to_device(batch, device)
         with autocast(device, amp):
@@ -154,17 +155,16 @@ def evaluate(model: torch.nn.Module, family: Family, urls: list[str], image_size
         methods.extend(batch["method"])
         keys.extend(batch["key"])
         dense = family.dense(outputs)
-        if dense is not None and family.dense_target:
-            predicted = (dense > 0.5).cpu().numpy()
-            target = (batch[family.dense_target].float() / 255 > 0.5).cpu().numpy()
-            ious.extend(mean_iou(p, t) for p, t in zip(predicted, target))
+        if dense is not None and ious is not None:
+            ious.add((dense > 0.5).cpu().numpy(), (batch[family.dense_target].float() / 255 > 0.5).cpu().numpy(),
+                     batch["label"].cpu().numpy())
     model.train()
     if not labels:
         raise ValueError(f"no samples could be read from {urls[:3]}...")
     report = evaluation_report(np.array(labels), np.array(scores), videos, methods, family.decision_threshold)
     report["loss"] = sum(losses) / len(labels)
-    if ious:
-        report["frame"]["miou"] = float(np.mean(ious))
+    if ious is not None:
+        report["frame"].update(ious.result())
     report["corrupt_skipped"] = stream.corrupt.count
     report["samples"] = [{"key": k, "label": l, "score": s, "video": v, "method": m}
                          for k, l, s, v, m in zip(keys, labels, scores, videos, methods)]

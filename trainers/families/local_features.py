@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from trainers.families.base import Family, FamilyDefaults, ModelOption, normalize_images
-from trainers.models.local_features import LocalFeatureNet, receptive_field_centres
+from trainers.models.local_features import LocalFeatureNet, place_at_centres, receptive_field_centres
 
 
 class LocalFeatureModel(nn.Module):
@@ -81,11 +81,12 @@ class LocalFeatures(Family):
         return torch.softmax(outputs["class_logits"].float(), 1)[:, 1]
 
     def dense(self, outputs: dict) -> torch.Tensor | None:
+        """The fake head's probabilities placed at their receptive-field centres (where its
+        labels were read), linear in between."""
         if "fake" not in outputs["seg_logits"]:
             return None
-        size = int(outputs["size"])
         probability = torch.softmax(outputs["seg_logits"]["fake"].float(), 1)[:, 1:2]
-        return F.interpolate(probability, size=(size, size), mode="bilinear", align_corners=False)
+        return place_at_centres(probability, int(outputs["size"]))
 
     def optimizer(self, parameters, lr: float) -> torch.optim.Optimizer:
         return torch.optim.Adam(parameters, lr=lr)
