@@ -16,7 +16,9 @@ from click.testing import CliRunner
 from pipelines.cli import main
 from shards.sample import encode_sample
 from shards.tar import write_tar
-from trainers.data import CorruptCounter, ShardStream, StreamConfig, expand_urls, make_loader
+from trainers.data import ShardStream, StreamConfig, make_loader
+from trainers.failures import FailureLog
+from trainers.urls import expand_urls
 from trainers.decode import make_decoder
 from trainers.families.xray import FaceXrayNet, linear_decay_last_quarter
 from trainers.loop import TrainConfig, train
@@ -51,21 +53,51 @@ def _params(path):
 
 def test_loss_falls_and_resume_is_exact(bi_shards, tmp_path):
     train_urls, val_urls = bi_shards
+    config = {**TINY, "checkpoint_every": 3}
     straight = tmp_path / "straight"
-    train(TrainConfig("xray", train_urls, str(straight), val_urls, **TINY))
+    train(TrainConfig("xray", train_urls, str(straight), val_urls, **config))
     losses = [float(r["loss"]) for r in _read_log(straight / "train_log.csv")]
     assert len(losses) == 6 and np.mean(losses[-2:]) < 0.8 * np.mean(losses[:2])
     assert (straight / "best.pt").is_file()
 
-    # the same 24-step run, killed right after its step-12 checkpoint, then resumed
+    # the same 24-step run with 2 workers over 3 shards, killed right after its step-9
+    # checkpoint (mid-epoch: 3 of 6 batches consumed, mid logging window), then resumed
     interrupted = tmp_path / "interrupted"
-    first = TrainConfig("xray", train_urls, str(interrupted), val_urls, **TINY)
-    _train_until(first, 12)
-    assert torch.load(interrupted / "last.pt", weights_only=True)["step"] == 12
+    first = TrainConfig("xray", train_urls, str(interrupted), val_urls, **config)
+    _train_until(first, 9)
+    assert torch.load(interrupted / "last.pt", weights_only=True)["step"] == 9
     train(first, resume=True)
-    resumed = _params(interrupted / "last.pt")
-    for name, value in _params(straight / "last.pt").items():
-        assert torch.equal(value, resumed[name]), name
+    _assert_same_run(straight, interrupted)
+
+
+def _assert_same_run(a, b) -> None:
+    """Two run folders hold bit-identical final states and identical logged losses."""
+    one, two = (torch.load(folder / "last.pt", weights_only=True) for folder in (a, b))
+    for name, value in one["model"].items():
+        assert torch.equal(value, two["model"][name]), name
+    for index, state in one["optimizer"]["state"].items():
+        for name, value in state.items():
+            assert torch.equal(value, two["optimizer"]["state"][index][name]), (index, name)
+    assert one["scheduler"] == two["scheduler"] and torch.equal(one["rng"], two["rng"])
+    for log in ("train_log.csv", "val_log.csv"):
+        rows = [[{k: v for k, v in row.items() if k != "samples_per_s"} for row in _read_log(folder / log)]
+                for folder in (a, b) if (folder / log).is_file()]
+        assert len(rows) in (0, 2) and (not rows or rows[0] == rows[1]), log
+
+
+def test_cli_resume_of_a_shorter_run_equals_the_longer_run(bi_shards, tmp_path):
+    """beam train local: 6 steps, against 3 steps then --resume to 6 (constant schedule),
+    2 workers, 3 shards, 5 batches an epoch (the resume starts mid-epoch and crosses it)."""
+    train_urls, _ = bi_shards
+    common = ["--batch-size", "4", "--samples-per-epoch", "20", "--image-size", "64", "--workers", "2",
+              "--shuffle-buffer", "8", "--log-every", "1", "--checkpoint-every", "3"]
+    train_flags = [f"--train={u}" for u in train_urls] + common
+    straight, resumed = tmp_path / "straight", tmp_path / "resumed"
+    for out, steps, extra in ((straight, 6, []), (resumed, 3, []), (resumed, 6, ["--resume"])):
+        result = CliRunner().invoke(main, ["train", "local", *train_flags, "--out", str(out), "--steps", str(steps),
+                                           *extra], catch_exceptions=False)
+        assert result.exit_code == 0, result.output
+    _assert_same_run(straight, resumed)
 
 
 def _train_until(config: TrainConfig, stop: int) -> None:
@@ -144,7 +176,7 @@ def test_a_blend_is_grouped_by_both_of_its_videos(bi_shards):
 def _synthetic_shards(folder, shards: int, per_shard: int) -> list[str]:
     urls = []
     for s in range(shards):
-        samples = [encode_sample(f"syn__v{s}__{i:06d}__f0-real", np.full((8, 8, 3), i, np.uint8),
+        samples = [encode_sample(f"syn__v{s}__{i:06d}__f0-real", np.full((8, 8, 3), i % 256, np.uint8),
                                  np.zeros((8, 8), np.uint8), np.zeros((8, 8), np.uint8),
                                  np.zeros((8, 8), np.uint8), 0, {"video": f"v{s}", "method": "real"})
                    for i in range(per_shard)]
@@ -185,15 +217,97 @@ def test_corrupt_members_are_skipped_and_counted_quickly(tmp_path):
             target.addfile(member, io.BytesIO(data))
     truncated = tmp_path / "truncated.tar"
     truncated.write_bytes(open(urls[0], "rb").read()[:3000])
-    corrupt = CorruptCounter()
+    failures = FailureLog()
     stream = ShardStream(StreamConfig((str(broken), str(truncated)), 2, shuffle_buffer=0),
-                         make_decoder(("img.png",), 8), corrupt=corrupt)
+                         make_decoder(("img.png",), 8), failures=failures)
     start = time.perf_counter()
     keys = _keys(stream, workers=0)
     assert time.perf_counter() - start < 1.0
     # broken.tar gives its 5 good samples; truncated.tar ends inside its first sample
     assert sorted(keys) == [f"syn__v0__{i:06d}__f0-real" for i in (0, 1, 3, 4, 5)]
-    assert corrupt.count >= 2   # the bad PNG, and the truncated tail
+    summary = failures.summary()
+    assert list(summary["unreadable_samples"]) == ["syn__v0__000002__f0-real"]
+    assert list(summary["unreadable_shards"]) == [str(truncated)]
+    assert summary["unreadable_sample_count"] == summary["unreadable_shard_count"] == 1
+
+
+def _unreadable_shards(folder, good_url: str) -> list[str]:
+    """Three shards nothing can be read from: not a tar, empty, and a tar whose every
+    image is corrupt."""
+    garbage, empty, broken = folder / "garbage.tar", folder / "empty.tar", folder / "broken.tar"
+    garbage.write_bytes(b"this is not a tar file" * 50)
+    empty.write_bytes(b"")
+    with tarfile.open(good_url) as source, tarfile.open(broken, "w") as target:
+        for member in source.getmembers():
+            data = source.extractfile(member).read()
+            data = b"not a png" if member.name.endswith(".png") else data
+            member.size = len(data)
+            target.addfile(member, io.BytesIO(data))
+    return [str(garbage), str(empty), str(broken)]
+
+
+def test_training_on_unreadable_shards_stops_and_names_them(bi_shards, tmp_path):
+    from trainers.failures import UnreadableShards
+    bad = _unreadable_shards(tmp_path, bi_shards[0][0])
+    start = time.perf_counter()
+    with pytest.raises(UnreadableShards) as raised:
+        train(TrainConfig("xray", bad, str(tmp_path / "run"), **{**TINY, "steps": 4}))
+    assert time.perf_counter() - start < 30
+    message = str(raised.value)
+    assert all(url in message for url in bad), message
+    assert "undecodable samples" in message and "ReadError" in message
+
+
+def test_eval_names_what_it_could_not_read_and_fails_on_nothing(bi_shards, tmp_path):
+    train_urls, val_urls = bi_shards
+    run = tmp_path / "run"
+    train(TrainConfig("xray", train_urls, str(run), **{**TINY, "steps": 1}))
+    garbage, _, broken = _unreadable_shards(tmp_path, val_urls[0])
+    result = CliRunner().invoke(main, ["eval", "--checkpoint", str(run / "last.pt"), "--workers", "2",
+                                       "--shards", val_urls[0], "--shards", garbage, "--shards", broken],
+                                catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    report = json.loads((run / "eval.json").read_text())
+    assert report["frame"]["count"] == 10
+    assert list(report["unreadable_shards"]) == [garbage] and report["unreadable_shard_count"] == 1
+    from shards.tar import read_tar
+    with open(val_urls[0], "rb") as stream:   # broken.tar holds the same keys, every image corrupt
+        assert sorted(report["unreadable_samples"]) == sorted(sample["__key__"] for sample in read_tar(stream))
+    assert report["unreadable_sample_count"] == 10
+    assert "could not read 1 shard(s) and 10 sample(s)" in result.output and garbage in result.output
+    result = CliRunner().invoke(main, ["eval", "--checkpoint", str(run / "last.pt"), "--shards", garbage])
+    assert result.exit_code == 1 and "no sample could be read" in result.output
+
+
+def test_every_shard_pattern_is_checked_before_the_first_step(bi_shards, tmp_path):
+    from trainers.urls import MissingShards, checked_urls
+    train_urls, _ = bi_shards
+    missing = str(tmp_path / "val-{000000..000001}.tar")
+    result = CliRunner().invoke(main, ["train", "xray", "--train", train_urls[0], "--val", missing,
+                                       "--out", str(tmp_path / "run")])
+    assert result.exit_code == 2 and "--val" in result.output and "val-000001.tar" in result.output
+    assert not (tmp_path / "run").exists()
+    with pytest.raises(MissingShards) as raised:
+        checked_urls("--set celebdf", [train_urls[0], ""])
+    assert raised.value.option == "--set celebdf" and raised.value.missing == ["''"]
+    assert checked_urls("--train", train_urls) == train_urls
+
+
+def test_a_batch_mixes_many_shards(tmp_path):
+    """10 shards of 1,000 samples, batch 32, the default 1,000-sample buffer, 2 workers:
+    the mean over batches of the largest share of one shard (perfect mixing ~22%)."""
+    urls = _synthetic_shards(tmp_path, shards=10, per_shard=1000)
+
+    def largest_share(open_shards: int) -> float:
+        config = StreamConfig(tuple(urls), batch_size=32, samples_per_epoch=32 * 100, open_shards=open_shards)
+        stream = ShardStream(config, lambda sample: {"shard": int(sample["__key__"].split("__")[1][1:])})
+        shares = [np.bincount(batch["shard"]).max() / 32 for batch in make_loader(stream, 2, drop_last=True)]
+        assert len(shares) == 100
+        return float(np.mean(shares))
+
+    mixed, one_at_a_time = largest_share(StreamConfig.open_shards), largest_share(1)
+    print(f"largest share of one shard per batch: {mixed:.3f} (8 open shards), {one_at_a_time:.3f} (1)")
+    assert mixed <= 0.30 and one_at_a_time > 0.45
 
 
 def test_face_xray_model_and_schedule():

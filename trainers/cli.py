@@ -31,14 +31,21 @@ def _train_command(family: type[Family]) -> click.Command:
 
     @click.pass_context
     def command(ctx: click.Context, **opts) -> None:
+        from trainers.failures import UnreadableShards
         from trainers.loop import TrainConfig, train as run_training
+        from trainers.urls import MissingShards
         options = {o.name: opts.pop(o.name) for o in family.OPTIONS}
         resume = opts.pop("resume")
         config = TrainConfig(family=family.name, train=list(opts.pop("train_urls")), val=list(opts.pop("val_urls")),
                              options=options, **opts)
         if resume and not os.path.isfile(os.path.join(config.out, "last.pt")):
             raise click.UsageError(f"--resume: no checkpoint at {os.path.join(config.out, 'last.pt')}")
-        report = run_training(config, resume=resume)
+        try:
+            report = run_training(config, resume=resume)
+        except MissingShards as error:
+            raise click.UsageError(str(error)) from error
+        except UnreadableShards as error:
+            raise click.ClickException(str(error)) from error
         if report:
             click.echo(json.dumps({"validation": report["frame"], "video": report["video"]}, indent=2))
         click.echo(f"checkpoints and logs in {config.out}")
@@ -55,7 +62,10 @@ def _train_command(family: type[Family]) -> click.Command:
         click.Option(["--samples-per-epoch"], type=click.IntRange(1), default=10_000, show_default=True,
                      help="Samples per resampled epoch (all processes together)."),
         click.Option(["--workers"], type=click.IntRange(0), default=2, show_default=True, help="DataLoader workers."),
-        click.Option(["--shuffle-buffer"], type=click.IntRange(0), default=1000, show_default=True),
+        click.Option(["--shuffle-buffer"], type=click.IntRange(0), default=1000, show_default=True,
+                     help="Samples each loader worker holds for shuffling."),
+        click.Option(["--open-shards"], type=click.IntRange(1), default=8, show_default=True,
+                     help="Shards each loader worker reads at once, drawing every sample from a random one."),
         click.Option(["--seed"], type=int, default=0, show_default=True),
         click.Option(["--eval-every"], type=click.IntRange(1), default=500, show_default=True),
         click.Option(["--checkpoint-every"], type=click.IntRange(1), default=500, show_default=True),
@@ -90,14 +100,22 @@ def evaluate_command(checkpoint: str, shard_urls: tuple[str, ...], out: str | No
     families), per-method table; writes metrics JSON and per-sample scores CSV."""
     import csv
 
-    from trainers.data import expand_urls
+    from trainers.failures import NoSamplesRead
     from trainers.loop import evaluate, pick_device
     from trainers.predict import load_model
+    from trainers.urls import MissingShards, checked_urls
 
+    try:
+        urls = checked_urls("--shards", shard_urls)
+    except MissingShards as error:
+        raise click.UsageError(str(error)) from error
     torch_device = pick_device(device)
     family, model, state = load_model(checkpoint, torch_device)
-    report = evaluate(model, family, expand_urls(list(shard_urls)), int(state["image_size"]), batch_size,
-                      workers, torch_device, postprocessing=postprocess)
+    try:
+        report = evaluate(model, family, urls, int(state["image_size"]), batch_size,
+                          workers, torch_device, postprocessing=postprocess)
+    except NoSamplesRead as error:
+        raise click.ClickException(str(error)) from error
     out = out or os.path.join(os.path.dirname(os.path.abspath(checkpoint)), "eval.json")
     samples = report.pop("samples")
     with open(out, "w") as stream:
@@ -113,6 +131,11 @@ def evaluate_command(checkpoint: str, shard_urls: tuple[str, ...], out: str | No
         click.echo(f"{name:22}{m['auc']:8.4f}{m['ap']:8.4f}{m['eer']:8.4f}{m['accuracy']:8.4f}{m['count']:7d}")
     if "miou" in report["frame"]:
         click.echo(f"mIoU (dense output vs {family.dense_target}): {report['frame']['miou']:.4f}")
+    if report["unreadable_shard_count"] or report["unreadable_sample_count"]:
+        click.echo(f"could not read {report['unreadable_shard_count']} shard(s) and "
+                   f"{report['unreadable_sample_count']} sample(s) (listed in {out}):")
+        for name, reason in list(report["unreadable_shards"].items()) + list(report["unreadable_samples"].items())[:20]:
+            click.echo(f"  {name}: {reason}")
     click.echo(f"wrote {out}")
 
 
