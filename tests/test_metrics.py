@@ -72,8 +72,13 @@ def test_video_level_and_report():
     assert video_labels.tolist() == [0, 1, 1, 0] and video_scores == pytest.approx([0.2, 0.8, 0.2, 0.4])
     report = evaluation_report(labels, scores, videos, methods)
     assert report["frame"]["count"] == 6 and report["video"]["count"] == 4
-    assert report["per_method"]["DF"]["auc"] == pytest.approx(1.0)
-    assert report["per_method"]["NT"]["auc"] == pytest.approx(1 / 3)   # 0.2 beats only the real 0.1
+    assert report["per_method"]["DF"]["frame"]["auc"] == pytest.approx(1.0)
+    assert report["per_method"]["NT"]["frame"]["auc"] == pytest.approx(1 / 3)   # 0.2 beats only the real 0.1
+    # videos: reals a (0.2), d (0.4); DF video b (0.8) beats both, NT video c (0.2) ties a, loses to d
+    assert report["per_method"]["DF"]["video"] == pytest.approx(
+        {"auc": 1.0, "ap": 1.0, "eer": 0.0, "accuracy": 1.0, "count": 3})
+    assert report["per_method"]["NT"]["video"]["auc"] == pytest.approx(0.25)
+    assert report["per_method"]["NT"]["video"]["count"] == 3
     assert set(report["frame"]) == {"auc", "ap", "eer", "accuracy", "count"}
 
 

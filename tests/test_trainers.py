@@ -129,13 +129,14 @@ def test_eval_and_predict_commands(bi_shards, shared_data, tmp_path):
     result = CliRunner().invoke(main, ["eval", "--checkpoint", str(run / "best.pt"), "--shards", val_urls[0],
                                        "--workers", "0"], catch_exceptions=False)
     assert result.exit_code == 0, result.output
-    report = json.loads((run / "eval.json").read_text())
+    report = json.loads((run / "eval.json").read_text())["sets"]["shards"]
     for level in ("frame", "video"):
         assert set(report[level]) >= {"auc", "ap", "eer", "accuracy", "count"}
         assert 0 <= report[level]["accuracy"] <= 1
     assert report["frame"]["count"] == 10 and 0 <= report["frame"]["miou"] <= 1
     assert list(report["per_method"]) == ["bi"]
     assert (run / "eval_scores.csv").read_text().count("\n") == 11
+    assert "Model selection used only the training run's --val shards" in (run / "eval.md").read_text()
     with open(run / "eval_scores.csv") as stream:
         rows = list(csv.DictReader(stream))
     groups = {}
@@ -171,6 +172,34 @@ def test_a_blend_is_grouped_by_both_of_its_videos(bi_shards):
             assert meta["foreground"]["video"] != meta["video"]
         assert decode(sample)["video"] == group
     assert kinds == {"real", "blended"}
+
+
+def test_eval_of_named_sets_writes_one_json_and_one_table(bi_shards, tmp_path):
+    train_urls, val_urls = bi_shards
+    run = tmp_path / "run"
+    train(TrainConfig("xray", train_urls[:2], str(run), val_urls, **{**TINY, "steps": 2, "eval_every": 2}))
+    out = tmp_path / "report" / "eval.json"
+    out.parent.mkdir()
+    result = CliRunner().invoke(main, ["eval", "--checkpoint", str(run / "best.pt"), "--workers", "0",
+                                       "--set", f"heldout={val_urls[0]}", "--set", f"seen={train_urls[2]}",
+                                       "--out", str(out)], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    report = json.loads(out.read_text())
+    assert list(report["sets"]) == ["heldout", "seen"] and val_urls[0] in report["model_selection"]
+    rows = [line.split(" | ") for line in (out.parent / "eval.md").read_text().splitlines()
+            if line.startswith("| heldout") or line.startswith("| seen")]
+    assert [(r[0], r[1]) for r in rows] == [("| heldout", "all"), ("| heldout", "bi"), ("| seen", "all"), ("| seen", "bi")]
+    for row in rows:
+        name, method = row[0][2:], row[1]
+        metrics = report["sets"][name] if method == "all" else report["sets"][name]["per_method"][method]
+        assert row[2] == f"{metrics['frame']['auc']:.4f}" and row[6] == f"{metrics['video']['auc']:.4f}"
+        assert int(row[10]) == metrics["frame"]["count"] == 10 and int(row[11].rstrip(" |")) == metrics["video"]["count"]
+    scores = list(csv.DictReader(open(out.parent / "eval_scores.csv")))
+    assert [r["set"] for r in scores] == ["heldout"] * 10 + ["seen"] * 10
+    for wrong in (["--shards", val_urls[0], "--set", f"a={val_urls[0]}"], ["--set", f"a={val_urls[0]}", "--set", f"a={val_urls[0]}"],
+                  ["--set", f"a={tmp_path}/none.tar"]):
+        result = CliRunner().invoke(main, ["eval", "--checkpoint", str(run / "best.pt"), *wrong])
+        assert result.exit_code == 2, (wrong, result.output)
 
 
 def _synthetic_shards(folder, shards: int, per_shard: int) -> list[str]:
@@ -267,7 +296,7 @@ def test_eval_names_what_it_could_not_read_and_fails_on_nothing(bi_shards, tmp_p
                                        "--shards", val_urls[0], "--shards", garbage, "--shards", broken],
                                 catch_exceptions=False)
     assert result.exit_code == 0, result.output
-    report = json.loads((run / "eval.json").read_text())
+    report = json.loads((run / "eval.json").read_text())["sets"]["shards"]
     assert report["frame"]["count"] == 10
     assert list(report["unreadable_shards"]) == [garbage] and report["unreadable_shard_count"] == 1
     from shards.tar import read_tar

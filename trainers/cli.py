@@ -87,56 +87,73 @@ for _family in FAMILIES.values():
 
 @click.command("eval")
 @click.option("--checkpoint", required=True, help="A checkpoint written by beam train.")
-@click.option("--shards", "shard_urls", multiple=True, required=True, help="Shards to evaluate (repeatable).")
-@click.option("--out", default=None, help="Metrics JSON path. Default: <checkpoint dir>/eval.json.")
+@click.option("--shards", "shard_urls", multiple=True, help="Shards of one set to evaluate (repeatable).")
+@click.option("--set", "set_specs", multiple=True, metavar="NAME=PATTERN",
+              help="A named set, e.g. --set ffpp='ffpp/shard-{000000..000009}.tar' --set celebdf=... "
+                   "(instead of --shards).")
+@click.option("--out", default=None, help="Metrics JSON path (the Markdown table goes beside it as .md). "
+                                          "Default: <checkpoint dir>/eval.json.")
 @click.option("--batch-size", type=click.IntRange(1), default=32, show_default=True)
 @click.option("--workers", type=click.IntRange(0), default=2, show_default=True)
 @click.option("--postprocess", default="none", show_default=True,
               help="Degrade the images first (robustness test): none, mix, jpeg:70, median:5, ...")
 @click.option("--device", default="auto", show_default=True)
-def evaluate_command(checkpoint: str, shard_urls: tuple[str, ...], out: str | None, batch_size: int,
-                     workers: int, postprocess: str, device: str) -> None:
-    """Evaluate a checkpoint: frame and video AUC / AP / EER / accuracy (and mIoU for dense
-    families), per-method table; writes metrics JSON and per-sample scores CSV."""
+def evaluate_command(checkpoint: str, shard_urls: tuple[str, ...], set_specs: tuple[str, ...], out: str | None,
+                     batch_size: int, workers: int, postprocess: str, device: str) -> None:
+    """Evaluate a checkpoint on one set (--shards) or several named sets (--set): frame and
+    video AUC / AP / EER / accuracy per set and per manipulation method, with sample and
+    video counts (and mIoU for dense families). Writes one JSON, one Markdown table and a
+    per-sample scores CSV."""
     import csv
 
     from trainers.failures import NoSamplesRead
     from trainers.loop import evaluate, pick_device
     from trainers.predict import load_model
+    from trainers.report import DuplicateSetName, markdown, parse_sets, selection_note
     from trainers.urls import MissingShards, checked_urls
 
+    if bool(shard_urls) == bool(set_specs):
+        raise click.UsageError("give either --shards or one or more --set NAME=PATTERN")
     try:
-        urls = checked_urls("--shards", shard_urls)
-    except MissingShards as error:
+        patterns = {"shards": list(shard_urls)} if shard_urls else {n: [p] for n, p in parse_sets(set_specs).items()}
+        sets = {name: checked_urls("--shards" if shard_urls else f"--set {name}", pattern)
+                for name, pattern in patterns.items()}
+    except (MissingShards, DuplicateSetName) as error:
         raise click.UsageError(str(error)) from error
     torch_device = pick_device(device)
     family, model, state = load_model(checkpoint, torch_device)
-    try:
-        report = evaluate(model, family, urls, int(state["image_size"]), batch_size,
-                          workers, torch_device, postprocessing=postprocess)
-    except NoSamplesRead as error:
-        raise click.ClickException(str(error)) from error
+    reports, samples = {}, []
+    for name, urls in sets.items():
+        try:
+            report = evaluate(model, family, urls, int(state["image_size"]), batch_size,
+                              workers, torch_device, postprocessing=postprocess)
+        except NoSamplesRead as error:
+            raise click.ClickException(f"set {name}: {error}") from error
+        samples += [{"set": name, **sample} for sample in report.pop("samples")]
+        reports[name] = {"shards": patterns[name], **report}
     out = out or os.path.join(os.path.dirname(os.path.abspath(checkpoint)), "eval.json")
-    samples = report.pop("samples")
+    note = selection_note(state)
     with open(out, "w") as stream:
-        json.dump({"checkpoint": checkpoint, "shards": list(shard_urls), "postprocess": postprocess, **report},
-                  stream, indent=2)
+        json.dump({"checkpoint": checkpoint, "family": family.name, "postprocess": postprocess,
+                   "model_selection": note, "sets": reports}, stream, indent=2)
+    table = markdown(checkpoint, reports, note, postprocess)
+    with open(os.path.splitext(out)[0] + ".md", "w") as stream:
+        stream.write(table)
     with open(os.path.splitext(out)[0] + "_scores.csv", "w", newline="") as stream:
-        writer = csv.DictWriter(stream, ["key", "video", "method", "label", "score"])
+        writer = csv.DictWriter(stream, ["set", "key", "video", "method", "label", "score"])
         writer.writeheader()
         writer.writerows(samples)
-    rows = [("all frames", report["frame"]), ("all videos", report["video"])] + list(report["per_method"].items())
-    click.echo(f"{'':22}{'AUC':>8}{'AP':>8}{'EER':>8}{'acc':>8}{'n':>7}")
-    for name, m in rows:
-        click.echo(f"{name:22}{m['auc']:8.4f}{m['ap']:8.4f}{m['eer']:8.4f}{m['accuracy']:8.4f}{m['count']:7d}")
-    if "miou" in report["frame"]:
-        click.echo(f"mIoU (dense output vs {family.dense_target}): {report['frame']['miou']:.4f}")
-    if report["unreadable_shard_count"] or report["unreadable_sample_count"]:
-        click.echo(f"could not read {report['unreadable_shard_count']} shard(s) and "
-                   f"{report['unreadable_sample_count']} sample(s) (listed in {out}):")
-        for name, reason in list(report["unreadable_shards"].items()) + list(report["unreadable_samples"].items())[:20]:
-            click.echo(f"  {name}: {reason}")
-    click.echo(f"wrote {out}")
+    click.echo(table)
+    for name, report in reports.items():
+        if "miou" in report["frame"]:
+            click.echo(f"{name}: mIoU (dense output vs {family.dense_target}) {report['frame']['miou']:.4f}")
+        if report["unreadable_shard_count"] or report["unreadable_sample_count"]:
+            click.echo(f"{name}: could not read {report['unreadable_shard_count']} shard(s) and "
+                       f"{report['unreadable_sample_count']} sample(s) (listed in {out}):")
+            for item, reason in (list(report["unreadable_shards"].items())
+                                 + list(report["unreadable_samples"].items())[:20]):
+                click.echo(f"  {item}: {reason}")
+    click.echo(f"wrote {out}, {os.path.splitext(out)[0]}.md")
 
 
 @click.command()

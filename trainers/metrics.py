@@ -112,19 +112,25 @@ def video_level(labels, scores, videos) -> tuple[np.ndarray, np.ndarray]:
     return video_labels, video_scores
 
 
-def per_method(labels, scores, methods, threshold: float = 0.5) -> dict[str, dict[str, float]]:
-    """For each fake method: metrics of its fakes against all real samples."""
+def frame_and_video(labels, scores, videos, threshold: float = 0.5) -> dict[str, dict[str, float]]:
+    """{'frame': binary_metrics of the crops, 'video': binary_metrics of the video groups}
+    ('count' is the number of crops, resp. of video groups)."""
+    video_labels, video_scores = video_level(labels, scores, videos)
+    return {"frame": binary_metrics(labels, scores, threshold),
+            "video": binary_metrics(video_labels, video_scores, threshold)}
+
+
+def per_method(labels, scores, videos, methods, threshold: float = 0.5) -> dict[str, dict[str, dict[str, float]]]:
+    """For each fake method: `frame_and_video` of its fakes against all real samples."""
     labels, scores = _check(labels, scores)
-    methods = np.asarray(methods)
+    methods, videos = np.asarray(methods), np.asarray(videos)
     real = labels == 0
-    return {method: binary_metrics(labels[real | (methods == method)], scores[real | (methods == method)], threshold)
-            for method in sorted(set(methods[labels == 1]))}
+    return {method: frame_and_video(labels[chosen], scores[chosen], videos[chosen], threshold)
+            for method in sorted(set(methods[labels == 1])) for chosen in [real | (methods == method)]}
 
 
 def evaluation_report(labels, scores, videos, methods, threshold: float = 0.5) -> dict:
     """Frame-level, video-level and per-method metrics of one evaluation pass; accuracy
     counts scores >= `threshold` as fake."""
-    video_labels, video_scores = video_level(labels, scores, videos)
-    return {"frame": binary_metrics(labels, scores, threshold),
-            "video": binary_metrics(video_labels, video_scores, threshold),
-            "per_method": per_method(labels, scores, methods, threshold)}
+    return {**frame_and_video(labels, scores, videos, threshold),
+            "per_method": per_method(labels, scores, videos, methods, threshold)}
