@@ -166,3 +166,48 @@ def test_predict_draws_the_patch_heatmap(forgery_shards, shared_data, tmp_path):
     assert result["family"] == "patch" and 0 <= result["video_score"] <= 1
     sheet = cv2.imread(str(tmp_path / "pred" / "pypi_matplotlib__grace_hopper_prediction.png"))
     assert sheet.shape == (64, 3 * 64, 3)   # face | heatmap | overlay
+
+
+def test_paper_presets_and_explicit_flags():
+    from trainers.loop import NoPretrainedBackbone, PresetNeedsSteps, TrainConfig
+    expected = {"xray": (256, 32, 2e-4, 200_000), "amten": (128, 64, 1e-3, 18_170),
+                "segmentation": (256, 64, 1e-3, None), "patch": (128, 32, 1e-3, None), "local": (128, 64, 1e-3, None)}
+    for name, (size, batch, lr, steps) in expected.items():
+        family = get_family(name)
+        config = TrainConfig(name, ["x.tar"], "out", preset="paper", steps=None if steps else 7).resolved(family)
+        assert (config.image_size, config.batch_size, config.lr, config.steps) == (size, batch, lr, steps or 7), name
+        assert "Sec." in family.paper.source
+        plain = TrainConfig(name, ["x.tar"], "out").resolved(family)
+        assert (plain.image_size, plain.batch_size, plain.lr, plain.steps, plain.freeze_backbone_steps) == (
+            family.defaults.image_size, family.defaults.batch_size, family.defaults.lr, 1000, 0)
+        if steps is None:
+            with pytest.raises(PresetNeedsSteps):
+                TrainConfig(name, ["x.tar"], "out", preset="paper").resolved(family)
+    given = TrainConfig("amten", ["x.tar"], "out", preset="paper", image_size=96, batch_size=8, lr=0.5, steps=3)
+    assert given.resolved(get_family("amten")) == given.__class__(**{**given.__dict__, "freeze_backbone_steps": 0})
+    xray = TrainConfig("xray", ["x.tar"], "out", preset="paper")
+    assert xray.resolved(get_family("xray")).freeze_backbone_steps == 0     # nothing pretrained to freeze
+    assert xray.resolved(get_family("xray", {"pretrained": "w.pth"})).freeze_backbone_steps == 50_000
+    with pytest.raises(NoPretrainedBackbone):
+        TrainConfig("xray", ["x.tar"], "out", freeze_backbone_steps=5).resolved(get_family("xray"))
+
+
+def test_freeze_backbone_keeps_the_pretrained_weights_and_statistics(forgery_shards, tmp_path):
+    from trainers.families.xray import FaceXrayNet
+    from trainers.loop import TrainConfig, train
+    weights = tmp_path / "hrnet.pth"
+    torch.manual_seed(1)
+    pretrained = FaceXrayNet(4).backbone.state_dict()
+    torch.save(pretrained, weights)
+    trained = {}
+    for freeze in (2, 0):
+        out = tmp_path / f"freeze{freeze}"
+        train(TrainConfig("xray", forgery_shards[0], str(out), steps=2, batch_size=4, image_size=64,
+                          samples_per_epoch=8, workers=0, checkpoint_every=2, freeze_backbone_steps=freeze,
+                          options={"width": 4, "pretrained": str(weights)}))
+        trained[freeze] = torch.load(out / "last.pt", weights_only=True)["model"]
+    frozen, free = trained[2], trained[0]
+    for name, value in pretrained.items():   # weights and batch-norm statistics untouched
+        assert torch.equal(frozen[f"backbone.{name}"], value), name
+    assert not torch.equal(frozen["xray_head.weight"], free["xray_head.weight"])
+    assert any(not torch.equal(free[f"backbone.{n}"], v) for n, v in pretrained.items() if "running_mean" in n)

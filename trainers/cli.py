@@ -7,6 +7,7 @@ import os
 import click
 
 from trainers.families import FAMILIES, Family
+from trainers.loop import DEFAULT_STEPS, PRESETS
 
 
 @click.group()
@@ -27,12 +28,12 @@ def _model_option(option) -> click.Option:
 
 
 def _train_command(family: type[Family]) -> click.Command:
-    d = family.defaults
+    d, p = family.defaults, family.paper
 
     @click.pass_context
     def command(ctx: click.Context, **opts) -> None:
         from trainers.failures import UnreadableShards
-        from trainers.loop import TrainConfig, train as run_training
+        from trainers.loop import NoPretrainedBackbone, PresetNeedsSteps, TrainConfig, train as run_training
         from trainers.urls import MissingShards
         options = {o.name: opts.pop(o.name) for o in family.OPTIONS}
         resume = opts.pop("resume")
@@ -42,7 +43,7 @@ def _train_command(family: type[Family]) -> click.Command:
             raise click.UsageError(f"--resume: no checkpoint at {os.path.join(config.out, 'last.pt')}")
         try:
             report = run_training(config, resume=resume)
-        except MissingShards as error:
+        except (MissingShards, PresetNeedsSteps, NoPretrainedBackbone) as error:
             raise click.UsageError(str(error)) from error
         except UnreadableShards as error:
             raise click.ClickException(str(error)) from error
@@ -55,10 +56,23 @@ def _train_command(family: type[Family]) -> click.Command:
                      help="Training shards: brace pattern, glob-expanded list or URL (repeatable)."),
         click.Option(["--val", "val_urls"], multiple=True, help="Validation shards (model selection uses only these)."),
         click.Option(["--out"], required=True, help="Run folder: last.pt, best.pt, train_log.csv, val_log.csv."),
-        click.Option(["--steps"], type=click.IntRange(1), default=1000, show_default=True),
-        click.Option(["--batch-size"], type=click.IntRange(1), default=None, help=f"Per GPU/process. Default {d.batch_size}."),
-        click.Option(["--lr"], type=float, default=None, help=f"Default {d.lr}."),
-        click.Option(["--image-size"], type=click.IntRange(16), default=None, help=f"Input side, px. Default {d.image_size}."),
+        click.Option(["--preset"], type=click.Choice(PRESETS), default="none", show_default=True,
+                     help=f"'paper' sets the paper's input size, batch size, learning rate and length "
+                          f"(the optimiser and schedule are always the paper's): {p.image_size} px, batch "
+                          f"{p.batch_size}, lr {p.lr}, "
+                          f"{f'{p.steps:,} steps' if p.steps else 'no fixed length'}"
+                          f"{f', backbone frozen {p.freeze_backbone_steps:,} steps when pretrained' if p.freeze_backbone_steps else ''}"
+                          f". Source: {p.source}. Flags given explicitly win."),
+        click.Option(["--steps"], type=click.IntRange(1), default=None,
+                     help=f"Optimiser steps. Default {DEFAULT_STEPS}, or the preset's."),
+        click.Option(["--batch-size"], type=click.IntRange(1), default=None,
+                     help=f"Per GPU/process. Default {d.batch_size}, or the preset's."),
+        click.Option(["--lr"], type=float, default=None, help=f"Default {d.lr}, or the preset's."),
+        click.Option(["--image-size"], type=click.IntRange(16), default=None,
+                     help=f"Input side, px. Default {d.image_size}, or the preset's."),
+        click.Option(["--freeze-backbone-steps"], type=click.IntRange(0), default=None,
+                     help="Keep the pretrained backbone fixed (no gradients, batch-norm statistics kept) for the "
+                          "first N steps. Default 0, or the preset's when pretrained weights are given."),
         click.Option(["--samples-per-epoch"], type=click.IntRange(1), default=10_000, show_default=True,
                      help="Samples per resampled epoch (all processes together)."),
         click.Option(["--workers"], type=click.IntRange(0), default=2, show_default=True, help="DataLoader workers."),

@@ -39,7 +39,7 @@ class TrainConfig:
     train: list[str]
     out: str
     val: list[str] = field(default_factory=list)
-    steps: int = 1000
+    steps: int | None = None
     batch_size: int | None = None
     lr: float | None = None
     image_size: int | None = None
@@ -56,12 +56,47 @@ class TrainConfig:
     postprocess: str = "none"
     options: dict = field(default_factory=dict)
     device: str = "auto"
+    preset: str = "none"
+    freeze_backbone_steps: int | None = None
 
     def resolved(self, family: Family) -> "TrainConfig":
-        """This config with the family's paper defaults filled in."""
-        d = family.defaults
-        return TrainConfig(**{**asdict(self), "batch_size": self.batch_size or d.batch_size,
-                              "lr": self.lr or d.lr, "image_size": self.image_size or d.image_size})
+        """This config with what was not given filled in: from the family's paper preset
+        with `preset='paper'`, else from the project defaults (`family.defaults`,
+        DEFAULT_STEPS, no freeze). Values given explicitly always win. Raises
+        PresetNeedsSteps when the paper fixes no length and no `steps` was given."""
+        if self.preset not in PRESETS:
+            raise ValueError(f"unknown preset {self.preset!r}; choose from {', '.join(PRESETS)}")
+        paper = family.paper if self.preset == "paper" else None
+        base = paper or family.defaults
+        steps = self.steps if self.steps is not None else (paper.steps if paper else DEFAULT_STEPS)
+        if steps is None:
+            raise PresetNeedsSteps(f"{family.name}: the paper fixes no training length ({paper.source}); give --steps")
+        freeze = self.freeze_backbone_steps if self.freeze_backbone_steps is not None else (
+            paper.freeze_backbone_steps if paper and family.pretrained else 0)
+        if freeze and not family.pretrained:
+            raise NoPretrainedBackbone(f"{family.name}: --freeze-backbone-steps needs pretrained backbone weights")
+        given = {"batch_size": self.batch_size, "lr": self.lr, "image_size": self.image_size}
+        return TrainConfig(**{**asdict(self), "steps": steps, "freeze_backbone_steps": freeze,
+                              **{k: getattr(base, k) if v is None else v for k, v in given.items()}})
+
+
+DEFAULT_STEPS = 1000
+PRESETS = ("none", "paper")
+
+
+class PresetNeedsSteps(ValueError):
+    """--preset paper for a family whose paper fixes no training length, without --steps."""
+
+
+class NoPretrainedBackbone(ValueError):
+    """--freeze-backbone-steps for a family or run without pretrained backbone weights."""
+
+
+def freeze_backbone(backbone: torch.nn.Module, frozen: bool) -> None:
+    """Frozen: no gradients, and batch-norm statistics kept (eval mode), as a fixed
+    pretrained network; unfrozen: trained like the rest."""
+    backbone.requires_grad_(not frozen)
+    backbone.train(not frozen)
 
 
 @dataclass(frozen=True)
@@ -212,8 +247,9 @@ def train(config: TrainConfig, resume: bool = False) -> dict:
         torch.set_rng_state(state["rng"])
         if "cuda_rng" in state:
             torch.cuda.set_rng_state(state["cuda_rng"], device)
-    trained = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None) \
-        if ddp.world > 1 else model
+    trained = torch.nn.parallel.DistributedDataParallel(
+        model, device_ids=[device.index] if device.type == "cuda" else None,
+        find_unused_parameters=bool(config.freeze_backbone_steps)) if ddp.world > 1 else model
     runner = torch.compile(trained) if config.compile else trained
 
     decode = make_decoder(tuple(dict.fromkeys(family.members)), config.image_size, config.postprocess, config.seed)
@@ -251,6 +287,8 @@ def train(config: TrainConfig, resume: bool = False) -> dict:
         for batch in make_loader(stream, config.workers, drop_last=True):
             batch = to_device(batch, device)
             batch = family.augment(batch, torch.Generator(device).manual_seed(config.seed * 1_000_003 + step))
+            if config.freeze_backbone_steps:
+                freeze_backbone(family.backbone(model), step < config.freeze_backbone_steps)
             with autocast(device, config.amp):
                 outputs = runner(batch["image"])
             loss, parts = family.loss(outputs, batch)
