@@ -162,7 +162,7 @@ def test_predict_draws_the_patch_heatmap(forgery_shards, shared_data, tmp_path):
     train(TrainConfig("patch", train_urls, str(tmp_path / "run"), steps=2, batch_size=4, image_size=64,
                       samples_per_epoch=8, workers=0, checkpoint_every=2, options={"trunk": "xception-block1"}))
     photo = shared_data / "real_photos/grace_hopper/pypi_matplotlib__grace_hopper.jpg"
-    result = predict_media(str(tmp_path / "run" / "last.pt"), str(photo), str(tmp_path / "pred"))
+    result = predict_media(str(tmp_path / "run" / "last.pt"), [str(photo)], str(tmp_path / "pred"))[0]
     assert result["family"] == "patch" and 0 <= result["video_score"] <= 1
     sheet = cv2.imread(str(tmp_path / "pred" / "pypi_matplotlib__grace_hopper_prediction.png"))
     assert sheet.shape == (64, 3 * 64, 3)   # face | heatmap | overlay

@@ -146,15 +146,78 @@ def test_eval_and_predict_commands(bi_shards, shared_data, tmp_path):
     assert all(len(labels) == 1 for labels in groups.values())
     assert report["video"]["count"] == len(groups) and 0 < report["video"]["count"] < 10
 
+    # every input gets a row; same names in different folders keep their own outputs
     photo = shared_data / "real_photos/grace_hopper/pypi_matplotlib__grace_hopper.jpg"
-    result = CliRunner().invoke(main, ["predict", str(photo), "--checkpoint", str(run / "best.pt"),
-                                       "--out", str(tmp_path / "pred")], catch_exceptions=False)
+    other = tmp_path / "elsewhere" / photo.name
+    other.parent.mkdir()
+    other.symlink_to(shared_data / "real_photos/obama/face_recognition__obama.jpg")
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"not an image")
+    grass = shared_data / "no_face/face_alignment__grass.jpg"
+    result = CliRunner().invoke(main, ["predict", str(photo), str(grass), str(other), str(broken),
+                                       "--checkpoint", str(run / "best.pt"), "--out", str(tmp_path / "pred")],
+                                catch_exceptions=False)
     assert result.exit_code == 0, result.output
-    scores = json.loads((tmp_path / "pred" / "pypi_matplotlib__grace_hopper_scores.json").read_text())
-    assert len(scores["frames"]) == 1 and 0 <= scores["video_score"] <= 1
-    picture = (tmp_path / "pred" / "pypi_matplotlib__grace_hopper_prediction.png")
+    rows = list(csv.DictReader(open(tmp_path / "pred" / "predictions.csv")))
+    assert [(r["path"], r["status"], r["frames_scored"]) for r in rows] == [
+        (str(photo), "ok", "1"), (str(grass), "no_face", "0"), (str(other), "ok", "1"), (str(broken), "unreadable", "0")]
+    names = [r["name"] for r in rows]
+    assert len(set(names)) == 4 and names[0] != names[2] and names[0].startswith("pypi_matplotlib__grace_hopper-")
+    scores = [json.loads((tmp_path / "pred" / f"{name}_scores.json").read_text()) for name in names]
+    assert [s["path"] for s in scores] == [r["path"] for r in rows]
+    assert scores[0]["video_score"] != scores[2]["video_score"] and scores[1]["video_score"] is None
     import cv2
-    assert cv2.imread(str(picture)).shape == (64, 3 * 64, 3)
+    assert cv2.imread(str(tmp_path / "pred" / f"{names[0]}_prediction.png")).shape == (64, 3 * 64, 3)
+    assert not (tmp_path / "pred" / f"{names[1]}_prediction.png").exists()
+
+
+def test_checkpoint_records_the_crop_recipe_and_predict_applies_it(bi_shards, shared_data, tmp_path):
+    from conftest import read_rgb
+    from landmarks.align import align_face
+    from landmarks.detect import FaceDetector
+    from trainers.decode import resize_square
+    from trainers.predict import Predictor
+    train_urls, _ = bi_shards
+    run = tmp_path / "run"
+    train(TrainConfig("xray", train_urls, str(run), **{**TINY, "steps": 1}))
+    recipe = torch.load(run / "last.pt", weights_only=True)["crop_recipe"]
+    assert {k: v for k, v in recipe.items() if k != "source"} == {
+        "size": 96, "margin": 1.3, "face_size": None, "face_margin": None, "min_score": 0.5, "min_face_size": 64.0,
+        "max_eye_error": 0.25}    # the BI shards were built with --size 96 (stats.json)
+    assert recipe["source"].startswith("stats.json")
+
+    photo = shared_data / "real_photos/grace_hopper/pypi_matplotlib__grace_hopper.jpg"
+    predictor = Predictor(str(run / "last.pt"), "cpu")
+    seen = []
+    model = predictor.model
+    predictor.model = lambda images: seen.append(images) or model(images)
+    predictor.predict(str(photo), str(tmp_path / "pred"), "photo")
+    predictor.close()
+    rgb = read_rgb(photo)
+    detector = FaceDetector()
+    landmarks = detector.detect(rgb)[0][0].landmarks
+    detector.close()
+    as_trained = resize_square(align_face(rgb, landmarks, 96, 1.3)[0], 64)     # crop at 96 px, then resize
+    assert torch.equal(seen[0][0], torch.from_numpy(as_trained).permute(2, 0, 1))
+    assert not torch.equal(seen[0][0], torch.from_numpy(align_face(rgb, landmarks, 64, 1.3)[0]).permute(2, 0, 1))
+
+
+def test_crop_recipe_from_sample_json_over_stats_and_default_with_warning(tmp_path):
+    from trainers.recipe import CropRecipe, RecipeWarning, read_recipe
+    plain = _synthetic_shards(tmp_path, shards=1, per_shard=1)
+    with pytest.warns(RecipeWarning):
+        assert read_recipe(plain) == CropRecipe()
+    (tmp_path / "stats.json").write_text(json.dumps({"parameters": {"crops": {
+        "size": 8, "margin": 1.5, "face_size": 384, "face_margin": 2.0, "detector": {"min_score": 0.7, "min_size": 40.0}}}}))
+    assert read_recipe(plain) == CropRecipe(size=8, margin=1.5, face_size=384, face_margin=2.0, min_score=0.7,
+                                            min_face_size=40.0, source=f"stats.json of {tmp_path}")
+    with_crop = tmp_path / "cropped"
+    with_crop.mkdir()
+    path = with_crop / "shard-000000.tar"
+    with open(path, "wb") as stream:
+        write_tar(stream, [encode_sample("syn__v0__000000__f0-real", np.zeros((8, 8, 3), np.uint8), *[np.zeros((8, 8), np.uint8)] * 3,
+                                         0, {"crop": {"size": 8, "margin": 2.0}})])
+    assert read_recipe([str(path)]) == CropRecipe(size=8, margin=2.0, source=f"sample json of {with_crop}")
 
 
 def test_a_blend_is_grouped_by_both_of_its_videos(bi_shards):

@@ -173,19 +173,21 @@ def evaluate_command(checkpoint: str, shard_urls: tuple[str, ...], set_specs: tu
 @click.command()
 @click.argument("media", nargs=-1, required=True)
 @click.option("--checkpoint", required=True)
-@click.option("--out", default="predictions", show_default=True, help="Folder for <name>_scores.json and _prediction.png.")
+@click.option("--out", default="predictions", show_default=True,
+              help="Folder for predictions.csv (one row per input) and <name>_scores.json / _prediction.png.")
 @click.option("--frames", type=click.IntRange(1), default=32, show_default=True, help="Frames sampled per video.")
-@click.option("--margin", type=click.FloatRange(1.0), default=1.3, show_default=True,
-              help="Crop margin; use the one the training shards were built with.")
 @click.option("--device", default="auto", show_default=True)
-def predict(media: tuple[str, ...], checkpoint: str, out: str, frames: int, margin: float, device: str) -> None:
+def predict(media: tuple[str, ...], checkpoint: str, out: str, frames: int, device: str) -> None:
     """Score videos or images: fake score per frame, video score, and a picture of the
-    faces with the predicted X-ray (or mask / heatmap) and an overlay."""
+    faces with the predicted X-ray (or mask / heatmap) and an overlay. Faces are cropped
+    with the recipe recorded in the checkpoint (that of its training shards). Every input
+    gets a row in predictions.csv, 'no_face' or 'unreadable' when it could not be scored."""
     from trainers.predict import predict_media
 
-    for path in media:
-        try:
-            result = predict_media(checkpoint, path, out, frames, margin, device=device)
-        except ValueError as error:
-            raise click.ClickException(str(error)) from error
-        click.echo(f"{path}: video fake score {result['video_score']:.4f} over {len(result['frames'])} frames")
+    for result in predict_media(checkpoint, list(media), out, frames, device=device):
+        if result["status"] == "ok":
+            click.echo(f"{result['path']}: video fake score {result['video_score']:.4f} "
+                       f"over {len(result['frames'])} frames")
+        else:
+            click.echo(f"{result['path']}: {result['status']} {result.get('error', '')}".rstrip())
+    click.echo(f"wrote {os.path.join(out, 'predictions.csv')}")

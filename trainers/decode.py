@@ -15,7 +15,9 @@ from shards.sample import decode_png
 IMAGE_MEMBERS = {"img.png": "image", "xray.png": "xray", "mask.png": "mask", "hull.png": "hull"}
 
 
-def _resize(image: np.ndarray, size: int) -> np.ndarray:
+def resize_square(image: np.ndarray, size: int) -> np.ndarray:
+    """image (H, W[, C]) -> (size, size[, C]): area filter when shrinking, bilinear when
+    enlarging; unchanged when already that size. The one resize of training and scoring."""
     if image.shape[0] == size and image.shape[1] == size:
         return image
     interpolation = cv2.INTER_AREA if image.shape[0] > size else cv2.INTER_LINEAR
@@ -59,7 +61,7 @@ def make_decoder(members: tuple[str, ...], size: int, postprocessing: str = "non
             image = decode_png(sample[member])
             if member == "img.png" and postprocessing != "none":
                 image, _ = postprocess(image, postprocessing, key_rng(seed, "postprocess", sample["__key__"]))
-            image = _resize(image, size)
+            image = resize_square(image, size)
             tensor = torch.from_numpy(np.ascontiguousarray(image))
             out[IMAGE_MEMBERS[member]] = tensor.permute(2, 0, 1) if tensor.ndim == 3 else tensor[None]
         return out

@@ -23,6 +23,7 @@ from trainers.decode import make_decoder
 from trainers.failures import FailureLog, NoSamplesRead
 from trainers.families import Family, get_family
 from trainers.metrics import IoUAccumulator, evaluation_report
+from trainers.recipe import read_recipe
 from trainers.urls import checked_urls
 
 
@@ -225,6 +226,7 @@ def train(config: TrainConfig, resume: bool = False) -> dict:
     config = config.resolved(family)
     train_urls = checked_urls("--train", config.train)
     val_urls = checked_urls("--val", config.val) if config.val else []
+    recipe = read_recipe(train_urls)
     device = pick_device(config.device)
     ddp = init_distributed(str(device))
     if ddp.world > 1 and config.device == "auto":
@@ -274,6 +276,7 @@ def train(config: TrainConfig, resume: bool = False) -> dict:
             {"cuda_rng": torch.cuda.get_rng_state(device)} if device.type == "cuda" else {})
         save_checkpoint(path, {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
                                "scheduler": scheduler.state_dict(), "step": step, "best": best, "window": window,
+                               "crop_recipe": recipe.as_dict(),
                                **randomness,
                                "family": family.name, "options": dict(family.options),
                                "image_size": config.image_size, "config": {k: v for k, v in asdict(config).items()
