@@ -123,7 +123,7 @@ def evaluate_command(checkpoint: str, shard_urls: tuple[str, ...], set_specs: tu
     from trainers.failures import NoSamplesRead
     from trainers.loop import evaluate, pick_device
     from trainers.predict import load_model
-    from trainers.report import DuplicateSetName, markdown, parse_sets, selection_note
+    from trainers.report import BadSetSpec, markdown, parse_sets, selection_note
     from trainers.urls import MissingShards, checked_urls
 
     if bool(shard_urls) == bool(set_specs):
@@ -132,7 +132,7 @@ def evaluate_command(checkpoint: str, shard_urls: tuple[str, ...], set_specs: tu
         patterns = {"shards": list(shard_urls)} if shard_urls else {n: [p] for n, p in parse_sets(set_specs).items()}
         sets = {name: checked_urls("--shards" if shard_urls else f"--set {name}", pattern)
                 for name, pattern in patterns.items()}
-    except (MissingShards, DuplicateSetName) as error:
+    except (MissingShards, BadSetSpec) as error:
         raise click.UsageError(str(error)) from error
     torch_device = pick_device(device)
     family, model, state = load_model(checkpoint, torch_device)

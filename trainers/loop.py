@@ -34,7 +34,9 @@ class TrainConfig:
     all ranks. eval_every / checkpoint_every: steps. amp: mixed precision on CUDA.
     compile: torch.compile the model. postprocess: training-time post-processing of the
     images ('none', 'mix', 'jpeg:70', ...; see blending.postprocess). options: the family's
-    model options."""
+    model options. open_shards: shards each loader worker interleaves. preset: 'none' or
+    'paper' (see `resolved`). freeze_backbone_steps: steps the pretrained backbone stays
+    fixed. None means "not given": `resolved` fills it in."""
 
     family: str
     train: list[str]

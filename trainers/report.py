@@ -7,18 +7,18 @@ import math
 COLUMNS = ("auc", "ap", "eer", "accuracy")
 
 
-class DuplicateSetName(ValueError):
-    """Two --set options gave the same name, or a --set lacks its '=PATTERN'."""
+class BadSetSpec(ValueError):
+    """A --set is not NAME=PATTERN, or two --set options give the same name."""
 
 
 def parse_sets(specs: tuple[str, ...] | list[str]) -> dict[str, str]:
     """'name=PATTERN' strings -> {name: pattern}, in the order given. Raises
-    DuplicateSetName on a repeated name or a spec without '='."""
+    BadSetSpec on a repeated name or a spec without "="."""
     sets: dict[str, str] = {}
     for spec in specs:
         name, equals, pattern = spec.partition("=")
         if not equals or not name or name in sets:
-            raise DuplicateSetName(f"--set {spec!r}: give each set once, as NAME=PATTERN")
+            raise BadSetSpec(f"--set {spec!r}: give each set once, as NAME=PATTERN")
         sets[name] = pattern
     return sets
 
