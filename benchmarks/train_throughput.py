@@ -13,7 +13,8 @@ import time
 
 import torch
 
-from trainers.data import ShardStream, StreamConfig, expand_urls, make_loader
+from trainers.data import ShardStream, StreamConfig, make_loader
+from trainers.urls import expand_urls
 from trainers.decode import make_decoder
 from trainers.families import get_family
 from trainers.loop import autocast, pick_device, to_device

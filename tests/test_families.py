@@ -43,6 +43,42 @@ def test_amten_residual_is_conv1_minus_input():
     torch.testing.assert_close(traces, net.amten.conv1(x) - x)
 
 
+def test_local_dense_map_is_placed_at_receptive_field_centres():
+    family = get_family("local")
+    size, s = 96, 31                                    # (96 - 5) // 2 + 1 - 14 = 32 - 1
+    centres = receptive_field_centres(s).double()
+    # an analytic probability map, linear in the centre's pixel coordinates
+    plane = lambda y, x: 0.1 + 0.004 * y + 0.003 * x    # noqa: E731
+    probability = plane(centres[:, None], centres[None, :])
+    logits = torch.stack([torch.zeros_like(probability), torch.logit(probability)])[None].float()
+    dense = family.dense({"seg_logits": {"fake": logits}, "size": size})[0, 0].double()
+    assert dense.shape == (size, size)
+    inside = torch.arange(16, 16 + 2 * (s - 1) + 1).double()
+    torch.testing.assert_close(dense[16:77, 16:77], plane(inside[:, None], inside[None, :]), atol=2e-6, rtol=0)
+    assert torch.allclose(dense[:16, 40], dense[16, 40]) and torch.allclose(dense[77:, 40], dense[76, 40])
+
+
+def test_local_dense_map_recovers_the_mask_it_was_trained_on():
+    """The head learns the mask at the receptive-field centres; placed back there and
+    thresholded, it matches the full-resolution mask (an ellipse) almost exactly."""
+    import torch.nn.functional as F
+    from trainers.metrics import IoUAccumulator
+    size, s = 256, 111
+    y, x = torch.meshgrid(torch.arange(size), torch.arange(size), indexing="ij")
+    mask = (((y - 128) / 70.0) ** 2 + ((x - 120) / 55.0) ** 2 <= 1)
+    centres = receptive_field_centres(s)
+    target = mask[centres][:, centres].float()[None, None]
+    placed = get_family("local").dense({"seg_logits": {"fake": torch.cat([1 - target, target], 1).log()},
+                                        "size": size})
+    stretched = F.interpolate(target, size=(size, size), mode="bilinear", align_corners=False)
+    mious = []
+    for dense in (placed, stretched):
+        iou = IoUAccumulator()
+        iou.add((dense > 0.5).numpy(), mask[None, None].numpy(), [1])
+        mious.append(iou.result()["miou"])
+    assert mious[0] > 0.99 and mious[1] < 0.9, mious
+
+
 def test_local_feature_net_receptive_field_parameters_and_label_centres():
     net = LocalFeatureNet(heads=("fake",))
     assert receptive_field(net.features, 128) == 33
@@ -126,7 +162,52 @@ def test_predict_draws_the_patch_heatmap(forgery_shards, shared_data, tmp_path):
     train(TrainConfig("patch", train_urls, str(tmp_path / "run"), steps=2, batch_size=4, image_size=64,
                       samples_per_epoch=8, workers=0, checkpoint_every=2, options={"trunk": "xception-block1"}))
     photo = shared_data / "real_photos/grace_hopper/pypi_matplotlib__grace_hopper.jpg"
-    result = predict_media(str(tmp_path / "run" / "last.pt"), str(photo), str(tmp_path / "pred"))
+    result = predict_media(str(tmp_path / "run" / "last.pt"), [str(photo)], str(tmp_path / "pred"))[0]
     assert result["family"] == "patch" and 0 <= result["video_score"] <= 1
     sheet = cv2.imread(str(tmp_path / "pred" / "pypi_matplotlib__grace_hopper_prediction.png"))
     assert sheet.shape == (64, 3 * 64, 3)   # face | heatmap | overlay
+
+
+def test_paper_presets_and_explicit_flags():
+    from trainers.loop import NoPretrainedBackbone, PresetNeedsSteps, TrainConfig
+    expected = {"xray": (256, 32, 2e-4, 200_000), "amten": (128, 64, 1e-3, 18_170),
+                "segmentation": (256, 64, 1e-3, None), "patch": (128, 32, 1e-3, None), "local": (128, 64, 1e-3, None)}
+    for name, (size, batch, lr, steps) in expected.items():
+        family = get_family(name)
+        config = TrainConfig(name, ["x.tar"], "out", preset="paper", steps=None if steps else 7).resolved(family)
+        assert (config.image_size, config.batch_size, config.lr, config.steps) == (size, batch, lr, steps or 7), name
+        assert "Sec." in family.paper.source
+        plain = TrainConfig(name, ["x.tar"], "out").resolved(family)
+        assert (plain.image_size, plain.batch_size, plain.lr, plain.steps, plain.freeze_backbone_steps) == (
+            family.defaults.image_size, family.defaults.batch_size, family.defaults.lr, 1000, 0)
+        if steps is None:
+            with pytest.raises(PresetNeedsSteps):
+                TrainConfig(name, ["x.tar"], "out", preset="paper").resolved(family)
+    given = TrainConfig("amten", ["x.tar"], "out", preset="paper", image_size=96, batch_size=8, lr=0.5, steps=3)
+    assert given.resolved(get_family("amten")) == given.__class__(**{**given.__dict__, "freeze_backbone_steps": 0})
+    xray = TrainConfig("xray", ["x.tar"], "out", preset="paper")
+    assert xray.resolved(get_family("xray")).freeze_backbone_steps == 0     # nothing pretrained to freeze
+    assert xray.resolved(get_family("xray", {"pretrained": "w.pth"})).freeze_backbone_steps == 50_000
+    with pytest.raises(NoPretrainedBackbone):
+        TrainConfig("xray", ["x.tar"], "out", freeze_backbone_steps=5).resolved(get_family("xray"))
+
+
+def test_freeze_backbone_keeps_the_pretrained_weights_and_statistics(forgery_shards, tmp_path):
+    from trainers.families.xray import FaceXrayNet
+    from trainers.loop import TrainConfig, train
+    weights = tmp_path / "hrnet.pth"
+    torch.manual_seed(1)
+    pretrained = FaceXrayNet(4).backbone.state_dict()
+    torch.save(pretrained, weights)
+    trained = {}
+    for freeze in (2, 0):
+        out = tmp_path / f"freeze{freeze}"
+        train(TrainConfig("xray", forgery_shards[0], str(out), steps=2, batch_size=4, image_size=64,
+                          samples_per_epoch=8, workers=0, checkpoint_every=2, freeze_backbone_steps=freeze,
+                          options={"width": 4, "pretrained": str(weights)}))
+        trained[freeze] = torch.load(out / "last.pt", weights_only=True)["model"]
+    frozen, free = trained[2], trained[0]
+    for name, value in pretrained.items():   # weights and batch-norm statistics untouched
+        assert torch.equal(frozen[f"backbone.{name}"], value), name
+    assert not torch.equal(frozen["xray_head.weight"], free["xray_head.weight"])
+    assert any(not torch.equal(free[f"backbone.{n}"], v) for n, v in pretrained.items() if "running_mean" in n)

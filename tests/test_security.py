@@ -10,7 +10,9 @@ import tarfile
 import pytest
 
 from pipelines.readers import ReaderOptions, read_sources
-from trainers.data import CorruptCounter, ShardStream, StreamConfig, make_loader, open_url
+from trainers.data import ShardStream, StreamConfig, make_loader
+from trainers.failures import FailureLog
+from trainers.urls import open_url
 from trainers.decode import make_decoder
 
 
@@ -45,10 +47,13 @@ def test_unsafe_member_names_are_skipped_and_counted(tmp_path):
             info = tarfile.TarInfo(name)
             info.size = len(data)
             archive.addfile(info, io.BytesIO(data))
-    corrupt = CorruptCounter()
-    stream = ShardStream(StreamConfig((str(path),), 1, shuffle_buffer=0), make_decoder(("img.png",), 8), corrupt=corrupt)
+    failures = FailureLog()
+    stream = ShardStream(StreamConfig((str(path),), 1, shuffle_buffer=0), make_decoder(("img.png",), 8),
+                         failures=failures)
     assert list(make_loader(stream, 0, drop_last=False)) == []
-    assert corrupt.count == 2    # the unsafe name, and the sample missing its members
+    # the unsafe name, and the sample missing its members
+    assert [(f.sample, f.reason.split(":")[0]) for f in failures.entries()] == [
+        ("(empty key)", "unsafe member name"), ("ok__v__000000__f0-real", "KeyError")]
 
 
 def test_checkpoints_are_loaded_without_running_code(tmp_path):

@@ -7,6 +7,7 @@ import os
 import click
 
 from trainers.families import FAMILIES, Family
+from trainers.loop import DEFAULT_STEPS, PRESETS
 
 
 @click.group()
@@ -27,18 +28,25 @@ def _model_option(option) -> click.Option:
 
 
 def _train_command(family: type[Family]) -> click.Command:
-    d = family.defaults
+    d, p = family.defaults, family.paper
 
     @click.pass_context
     def command(ctx: click.Context, **opts) -> None:
-        from trainers.loop import TrainConfig, train as run_training
+        from trainers.failures import UnreadableShards
+        from trainers.loop import NoPretrainedBackbone, PresetNeedsSteps, TrainConfig, train as run_training
+        from trainers.urls import MissingShards
         options = {o.name: opts.pop(o.name) for o in family.OPTIONS}
         resume = opts.pop("resume")
         config = TrainConfig(family=family.name, train=list(opts.pop("train_urls")), val=list(opts.pop("val_urls")),
                              options=options, **opts)
         if resume and not os.path.isfile(os.path.join(config.out, "last.pt")):
             raise click.UsageError(f"--resume: no checkpoint at {os.path.join(config.out, 'last.pt')}")
-        report = run_training(config, resume=resume)
+        try:
+            report = run_training(config, resume=resume)
+        except (MissingShards, PresetNeedsSteps, NoPretrainedBackbone) as error:
+            raise click.UsageError(str(error)) from error
+        except UnreadableShards as error:
+            raise click.ClickException(str(error)) from error
         if report:
             click.echo(json.dumps({"validation": report["frame"], "video": report["video"]}, indent=2))
         click.echo(f"checkpoints and logs in {config.out}")
@@ -48,14 +56,30 @@ def _train_command(family: type[Family]) -> click.Command:
                      help="Training shards: brace pattern, glob-expanded list or URL (repeatable)."),
         click.Option(["--val", "val_urls"], multiple=True, help="Validation shards (model selection uses only these)."),
         click.Option(["--out"], required=True, help="Run folder: last.pt, best.pt, train_log.csv, val_log.csv."),
-        click.Option(["--steps"], type=click.IntRange(1), default=1000, show_default=True),
-        click.Option(["--batch-size"], type=click.IntRange(1), default=None, help=f"Per GPU/process. Default {d.batch_size}."),
-        click.Option(["--lr"], type=float, default=None, help=f"Default {d.lr}."),
-        click.Option(["--image-size"], type=click.IntRange(16), default=None, help=f"Input side, px. Default {d.image_size}."),
+        click.Option(["--preset"], type=click.Choice(PRESETS), default="none", show_default=True,
+                     help=f"'paper' sets the paper's input size, batch size, learning rate and length "
+                          f"(the optimiser and schedule are always the paper's): {p.image_size} px, batch "
+                          f"{p.batch_size}, lr {p.lr}, "
+                          f"{f'{p.steps:,} steps' if p.steps else 'no fixed length'}"
+                          f"{f', backbone frozen {p.freeze_backbone_steps:,} steps when pretrained' if p.freeze_backbone_steps else ''}"
+                          f". Source: {p.source}. Flags given explicitly win."),
+        click.Option(["--steps"], type=click.IntRange(1), default=None,
+                     help=f"Optimiser steps. Default {DEFAULT_STEPS}, or the preset's."),
+        click.Option(["--batch-size"], type=click.IntRange(1), default=None,
+                     help=f"Per GPU/process. Default {d.batch_size}, or the preset's."),
+        click.Option(["--lr"], type=float, default=None, help=f"Default {d.lr}, or the preset's."),
+        click.Option(["--image-size"], type=click.IntRange(16), default=None,
+                     help=f"Input side, px. Default {d.image_size}, or the preset's."),
+        click.Option(["--freeze-backbone-steps"], type=click.IntRange(0), default=None,
+                     help="Keep the pretrained backbone fixed (no gradients, batch-norm statistics kept) for the "
+                          "first N steps. Default 0, or the preset's when pretrained weights are given."),
         click.Option(["--samples-per-epoch"], type=click.IntRange(1), default=10_000, show_default=True,
                      help="Samples per resampled epoch (all processes together)."),
         click.Option(["--workers"], type=click.IntRange(0), default=2, show_default=True, help="DataLoader workers."),
-        click.Option(["--shuffle-buffer"], type=click.IntRange(0), default=1000, show_default=True),
+        click.Option(["--shuffle-buffer"], type=click.IntRange(0), default=1000, show_default=True,
+                     help="Samples each loader worker holds for shuffling."),
+        click.Option(["--open-shards"], type=click.IntRange(1), default=8, show_default=True,
+                     help="Shards each loader worker reads at once, drawing every sample from a random one."),
         click.Option(["--seed"], type=int, default=0, show_default=True),
         click.Option(["--eval-every"], type=click.IntRange(1), default=500, show_default=True),
         click.Option(["--checkpoint-every"], type=click.IntRange(1), default=500, show_default=True),
@@ -77,61 +101,93 @@ for _family in FAMILIES.values():
 
 @click.command("eval")
 @click.option("--checkpoint", required=True, help="A checkpoint written by beam train.")
-@click.option("--shards", "shard_urls", multiple=True, required=True, help="Shards to evaluate (repeatable).")
-@click.option("--out", default=None, help="Metrics JSON path. Default: <checkpoint dir>/eval.json.")
+@click.option("--shards", "shard_urls", multiple=True, help="Shards of one set to evaluate (repeatable).")
+@click.option("--set", "set_specs", multiple=True, metavar="NAME=PATTERN",
+              help="A named set, e.g. --set ffpp='ffpp/shard-{000000..000009}.tar' --set celebdf=... "
+                   "(instead of --shards).")
+@click.option("--out", default=None, help="Metrics JSON path (the Markdown table goes beside it as .md). "
+                                          "Default: <checkpoint dir>/eval.json.")
 @click.option("--batch-size", type=click.IntRange(1), default=32, show_default=True)
 @click.option("--workers", type=click.IntRange(0), default=2, show_default=True)
 @click.option("--postprocess", default="none", show_default=True,
               help="Degrade the images first (robustness test): none, mix, jpeg:70, median:5, ...")
 @click.option("--device", default="auto", show_default=True)
-def evaluate_command(checkpoint: str, shard_urls: tuple[str, ...], out: str | None, batch_size: int,
-                     workers: int, postprocess: str, device: str) -> None:
-    """Evaluate a checkpoint: frame and video AUC / AP / EER / accuracy (and mIoU for dense
-    families), per-method table; writes metrics JSON and per-sample scores CSV."""
+def evaluate_command(checkpoint: str, shard_urls: tuple[str, ...], set_specs: tuple[str, ...], out: str | None,
+                     batch_size: int, workers: int, postprocess: str, device: str) -> None:
+    """Evaluate a checkpoint on one set (--shards) or several named sets (--set): frame and
+    video AUC / AP / EER / accuracy per set and per manipulation method, with sample and
+    video counts (and mIoU for dense families). Writes one JSON, one Markdown table and a
+    per-sample scores CSV."""
     import csv
 
-    from trainers.data import expand_urls
+    from trainers.failures import NoSamplesRead
     from trainers.loop import evaluate, pick_device
     from trainers.predict import load_model
+    from trainers.report import BadSetSpec, markdown, parse_sets, selection_note
+    from trainers.urls import MissingShards, checked_urls
 
+    if bool(shard_urls) == bool(set_specs):
+        raise click.UsageError("give either --shards or one or more --set NAME=PATTERN")
+    try:
+        patterns = {"shards": list(shard_urls)} if shard_urls else {n: [p] for n, p in parse_sets(set_specs).items()}
+        sets = {name: checked_urls("--shards" if shard_urls else f"--set {name}", pattern)
+                for name, pattern in patterns.items()}
+    except (MissingShards, BadSetSpec) as error:
+        raise click.UsageError(str(error)) from error
     torch_device = pick_device(device)
     family, model, state = load_model(checkpoint, torch_device)
-    report = evaluate(model, family, expand_urls(list(shard_urls)), int(state["image_size"]), batch_size,
-                      workers, torch_device, postprocessing=postprocess)
+    reports, samples = {}, []
+    for name, urls in sets.items():
+        try:
+            report = evaluate(model, family, urls, int(state["image_size"]), batch_size,
+                              workers, torch_device, postprocessing=postprocess)
+        except NoSamplesRead as error:
+            raise click.ClickException(f"set {name}: {error}") from error
+        samples += [{"set": name, **sample} for sample in report.pop("samples")]
+        reports[name] = {"shards": patterns[name], **report}
     out = out or os.path.join(os.path.dirname(os.path.abspath(checkpoint)), "eval.json")
-    samples = report.pop("samples")
+    note = selection_note(state)
     with open(out, "w") as stream:
-        json.dump({"checkpoint": checkpoint, "shards": list(shard_urls), "postprocess": postprocess, **report},
-                  stream, indent=2)
+        json.dump({"checkpoint": checkpoint, "family": family.name, "postprocess": postprocess,
+                   "model_selection": note, "sets": reports}, stream, indent=2)
+    table = markdown(checkpoint, reports, note, postprocess)
+    with open(os.path.splitext(out)[0] + ".md", "w") as stream:
+        stream.write(table)
     with open(os.path.splitext(out)[0] + "_scores.csv", "w", newline="") as stream:
-        writer = csv.DictWriter(stream, ["key", "video", "method", "label", "score"])
+        writer = csv.DictWriter(stream, ["set", "key", "video", "method", "label", "score"])
         writer.writeheader()
         writer.writerows(samples)
-    rows = [("all frames", report["frame"]), ("all videos", report["video"])] + list(report["per_method"].items())
-    click.echo(f"{'':22}{'AUC':>8}{'AP':>8}{'EER':>8}{'acc':>8}{'n':>7}")
-    for name, m in rows:
-        click.echo(f"{name:22}{m['auc']:8.4f}{m['ap']:8.4f}{m['eer']:8.4f}{m['accuracy']:8.4f}{m['count']:7d}")
-    if "miou" in report["frame"]:
-        click.echo(f"mIoU (dense output vs {family.dense_target}): {report['frame']['miou']:.4f}")
-    click.echo(f"wrote {out}")
+    click.echo(table)
+    for name, report in reports.items():
+        if "miou" in report["frame"]:
+            click.echo(f"{name}: mIoU (dense output vs {family.dense_target}) {report['frame']['miou']:.4f}")
+        if report["unreadable_shard_count"] or report["unreadable_sample_count"]:
+            click.echo(f"{name}: could not read {report['unreadable_shard_count']} shard(s) and "
+                       f"{report['unreadable_sample_count']} sample(s) (listed in {out}):")
+            for item, reason in (list(report["unreadable_shards"].items())
+                                 + list(report["unreadable_samples"].items())[:20]):
+                click.echo(f"  {item}: {reason}")
+    click.echo(f"wrote {out}, {os.path.splitext(out)[0]}.md")
 
 
 @click.command()
 @click.argument("media", nargs=-1, required=True)
 @click.option("--checkpoint", required=True)
-@click.option("--out", default="predictions", show_default=True, help="Folder for <name>_scores.json and _prediction.png.")
+@click.option("--out", default="predictions", show_default=True,
+              help="Folder for predictions.csv (one row per input) and <name>_scores.json / _prediction.png.")
 @click.option("--frames", type=click.IntRange(1), default=32, show_default=True, help="Frames sampled per video.")
-@click.option("--margin", type=click.FloatRange(1.0), default=1.3, show_default=True,
-              help="Crop margin; use the one the training shards were built with.")
 @click.option("--device", default="auto", show_default=True)
-def predict(media: tuple[str, ...], checkpoint: str, out: str, frames: int, margin: float, device: str) -> None:
+def predict(media: tuple[str, ...], checkpoint: str, out: str, frames: int, device: str) -> None:
     """Score videos or images: fake score per frame, video score, and a picture of the
-    faces with the predicted X-ray (or mask / heatmap) and an overlay."""
+    faces with the predicted X-ray (or mask / heatmap) and an overlay. Faces are cropped
+    with the recipe recorded in the checkpoint (that of its training shards). Every input
+    gets a row in predictions.csv, 'no_face' or 'unreadable' when it could not be scored."""
     from trainers.predict import predict_media
 
-    for path in media:
-        try:
-            result = predict_media(checkpoint, path, out, frames, margin, device=device)
-        except ValueError as error:
-            raise click.ClickException(str(error)) from error
-        click.echo(f"{path}: video fake score {result['video_score']:.4f} over {len(result['frames'])} frames")
+    for result in predict_media(checkpoint, list(media), out, frames, device=device):
+        if result["status"] == "ok":
+            click.echo(f"{result['path']}: video fake score {result['video_score']:.4f} "
+                       f"over {len(result['frames'])} frames")
+        else:
+            click.echo(f"{result['path']}: {result['status']} {result.get('error', '')}".rstrip())
+    click.echo(f"wrote {os.path.join(out, 'predictions.csv')}")

@@ -18,10 +18,13 @@ import torch
 import torch.distributed as dist
 
 from trainers.checkpoint import load_checkpoint, save_checkpoint
-from trainers.data import CorruptCounter, ShardStream, StreamConfig, expand_urls, make_loader
+from trainers.data import ShardStream, StreamConfig, make_loader
 from trainers.decode import make_decoder
+from trainers.failures import FailureLog, NoSamplesRead
 from trainers.families import Family, get_family
-from trainers.metrics import evaluation_report, mean_iou
+from trainers.metrics import IoUAccumulator, evaluation_report
+from trainers.recipe import read_recipe
+from trainers.urls import checked_urls
 
 
 @dataclass
@@ -31,19 +34,22 @@ class TrainConfig:
     all ranks. eval_every / checkpoint_every: steps. amp: mixed precision on CUDA.
     compile: torch.compile the model. postprocess: training-time post-processing of the
     images ('none', 'mix', 'jpeg:70', ...; see blending.postprocess). options: the family's
-    model options."""
+    model options. open_shards: shards each loader worker interleaves. preset: 'none' or
+    'paper' (see `resolved`). freeze_backbone_steps: steps the pretrained backbone stays
+    fixed. None means "not given": `resolved` fills it in."""
 
     family: str
     train: list[str]
     out: str
     val: list[str] = field(default_factory=list)
-    steps: int = 1000
+    steps: int | None = None
     batch_size: int | None = None
     lr: float | None = None
     image_size: int | None = None
     samples_per_epoch: int = 10_000
     workers: int = 2
     shuffle_buffer: int = 1000
+    open_shards: int = 8
     seed: int = 0
     eval_every: int = 500
     checkpoint_every: int = 500
@@ -53,12 +59,47 @@ class TrainConfig:
     postprocess: str = "none"
     options: dict = field(default_factory=dict)
     device: str = "auto"
+    preset: str = "none"
+    freeze_backbone_steps: int | None = None
 
     def resolved(self, family: Family) -> "TrainConfig":
-        """This config with the family's paper defaults filled in."""
-        d = family.defaults
-        return TrainConfig(**{**asdict(self), "batch_size": self.batch_size or d.batch_size,
-                              "lr": self.lr or d.lr, "image_size": self.image_size or d.image_size})
+        """This config with what was not given filled in: from the family's paper preset
+        with `preset='paper'`, else from the project defaults (`family.defaults`,
+        DEFAULT_STEPS, no freeze). Values given explicitly always win. Raises
+        PresetNeedsSteps when the paper fixes no length and no `steps` was given."""
+        if self.preset not in PRESETS:
+            raise ValueError(f"unknown preset {self.preset!r}; choose from {', '.join(PRESETS)}")
+        paper = family.paper if self.preset == "paper" else None
+        base = paper or family.defaults
+        steps = self.steps if self.steps is not None else (paper.steps if paper else DEFAULT_STEPS)
+        if steps is None:
+            raise PresetNeedsSteps(f"{family.name}: the paper fixes no training length ({paper.source}); give --steps")
+        freeze = self.freeze_backbone_steps if self.freeze_backbone_steps is not None else (
+            paper.freeze_backbone_steps if paper and family.pretrained else 0)
+        if freeze and not family.pretrained:
+            raise NoPretrainedBackbone(f"{family.name}: --freeze-backbone-steps needs pretrained backbone weights")
+        given = {"batch_size": self.batch_size, "lr": self.lr, "image_size": self.image_size}
+        return TrainConfig(**{**asdict(self), "steps": steps, "freeze_backbone_steps": freeze,
+                              **{k: getattr(base, k) if v is None else v for k, v in given.items()}})
+
+
+DEFAULT_STEPS = 1000
+PRESETS = ("none", "paper")
+
+
+class PresetNeedsSteps(ValueError):
+    """--preset paper for a family whose paper fixes no training length, without --steps."""
+
+
+class NoPretrainedBackbone(ValueError):
+    """--freeze-backbone-steps for a family or run without pretrained backbone weights."""
+
+
+def freeze_backbone(backbone: torch.nn.Module, frozen: bool) -> None:
+    """Frozen: no gradients, and batch-norm statistics kept (eval mode), as a fixed
+    pretrained network; unfrozen: trained like the rest."""
+    backbone.requires_grad_(not frozen)
+    backbone.train(not frozen)
 
 
 @dataclass(frozen=True)
@@ -138,10 +179,11 @@ def evaluate(model: torch.nn.Module, family: Family, urls: list[str], image_size
     of the dense output against the family's dense target (when it has one), and the
     per-sample scores. `postprocessing` degrades the images first (robustness tests)."""
     members = tuple(dict.fromkeys(family.members))
-    stream = ShardStream(StreamConfig(tuple(urls), batch_size, shuffle_buffer=0),
+    stream = ShardStream(StreamConfig(tuple(urls), batch_size, shuffle_buffer=0, open_shards=1),
                          make_decoder(members, image_size, postprocessing))
     model.eval()
-    labels, scores, videos, methods, keys, losses, ious = [], [], [], [], [], [], []
+    labels, scores, videos, methods, keys, losses = [], [], [], [], [], []
+    ious = IoUAccumulator() if family.dense_target else None
     for batch in make_loader(stream, workers, drop_last=False):
         batch = to_device(batch, device)
         with autocast(device, amp):
@@ -154,18 +196,19 @@ def evaluate(model: torch.nn.Module, family: Family, urls: list[str], image_size
         methods.extend(batch["method"])
         keys.extend(batch["key"])
         dense = family.dense(outputs)
-        if dense is not None and family.dense_target:
-            predicted = (dense > 0.5).cpu().numpy()
-            target = (batch[family.dense_target].float() / 255 > 0.5).cpu().numpy()
-            ious.extend(mean_iou(p, t) for p, t in zip(predicted, target))
+        if dense is not None and ious is not None:
+            ious.add((dense > 0.5).cpu().numpy(), (batch[family.dense_target].float() / 255 > 0.5).cpu().numpy(),
+                     batch["label"].cpu().numpy())
     model.train()
+    failures = stream.failures.summary()
     if not labels:
-        raise ValueError(f"no samples could be read from {urls[:3]}...")
+        raise NoSamplesRead(f"no sample could be read from the {len(urls)} shards {urls[:3]}...: "
+                            f"{failures['unreadable_shards'] or failures['unreadable_samples']}")
     report = evaluation_report(np.array(labels), np.array(scores), videos, methods, family.decision_threshold)
     report["loss"] = sum(losses) / len(labels)
-    if ious:
-        report["frame"]["miou"] = float(np.mean(ious))
-    report["corrupt_skipped"] = stream.corrupt.count
+    if ious is not None:
+        report["frame"].update(ious.result())
+    report.update(failures)
     report["samples"] = [{"key": k, "label": l, "score": s, "video": v, "method": m}
                          for k, l, s, v, m in zip(keys, labels, scores, videos, methods)]
     return report
@@ -183,6 +226,9 @@ def train(config: TrainConfig, resume: bool = False) -> dict:
     each logging window) and <out>/val_log.csv."""
     family = get_family(config.family, config.options)
     config = config.resolved(family)
+    train_urls = checked_urls("--train", config.train)
+    val_urls = checked_urls("--val", config.val) if config.val else []
+    recipe = read_recipe(train_urls)
     device = pick_device(config.device)
     ddp = init_distributed(str(device))
     if ddp.world > 1 and config.device == "auto":
@@ -202,14 +248,18 @@ def train(config: TrainConfig, resume: bool = False) -> dict:
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         step, best = int(state["step"]), float(state["best"])
-    trained = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None) \
-        if ddp.world > 1 else model
+        torch.set_rng_state(state["rng"])
+        if "cuda_rng" in state:
+            torch.cuda.set_rng_state(state["cuda_rng"], device)
+    trained = torch.nn.parallel.DistributedDataParallel(
+        model, device_ids=[device.index] if device.type == "cuda" else None,
+        find_unused_parameters=bool(config.freeze_backbone_steps)) if ddp.world > 1 else model
     runner = torch.compile(trained) if config.compile else trained
 
     decode = make_decoder(tuple(dict.fromkeys(family.members)), config.image_size, config.postprocess, config.seed)
-    stream_config = StreamConfig(tuple(expand_urls(config.train)), config.batch_size, config.seed,
-                                 config.shuffle_buffer, config.samples_per_epoch)
-    corrupt = CorruptCounter()
+    stream_config = StreamConfig(tuple(train_urls), config.batch_size, config.seed, config.shuffle_buffer,
+                                 config.samples_per_epoch, config.open_shards)
+    failures = FailureLog()
     steps_per_epoch = ShardStream(stream_config, decode, world=ddp.world).batches_per_rank()
     if steps_per_epoch < 1:
         raise ValueError(f"samples_per_epoch {config.samples_per_epoch} gives no batch of {config.batch_size} per rank")
@@ -219,22 +269,31 @@ def train(config: TrainConfig, resume: bool = False) -> dict:
     val_log = CsvLog(config.out, "val_log") if ddp.main else None
     report: dict = {}
 
+    window_start, window_samples, window = time.perf_counter(), 0, list(state["window"]) if resume else []
+
     def checkpoint(path: str) -> None:
+        """Everything the next step depends on: weights, optimiser, schedule, torch's RNG
+        states, and the losses of the unfinished logging window."""
+        randomness = {"rng": torch.get_rng_state()} | (
+            {"cuda_rng": torch.cuda.get_rng_state(device)} if device.type == "cuda" else {})
         save_checkpoint(path, {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                               "scheduler": scheduler.state_dict(), "step": step, "best": best,
+                               "scheduler": scheduler.state_dict(), "step": step, "best": best, "window": window,
+                               "crop_recipe": recipe.as_dict(),
+                               **randomness,
                                "family": family.name, "options": dict(family.options),
                                "image_size": config.image_size, "config": {k: v for k, v in asdict(config).items()
                                                                             if k != "options"}})
 
     model.train()
-    window_start, window_samples, window = time.perf_counter(), 0, []
     while step < config.steps:
         epoch, skip = divmod(step, steps_per_epoch)
         stream = ShardStream(stream_config, decode, epoch=epoch, rank=ddp.rank, world=ddp.world,
-                             skip_batches=skip, corrupt=corrupt)
+                             skip_batches=skip, failures=failures)
         for batch in make_loader(stream, config.workers, drop_last=True):
             batch = to_device(batch, device)
             batch = family.augment(batch, torch.Generator(device).manual_seed(config.seed * 1_000_003 + step))
+            if config.freeze_backbone_steps:
+                freeze_backbone(family.backbone(model), step < config.freeze_backbone_steps)
             with autocast(device, config.amp):
                 outputs = runner(batch["image"])
             loss, parts = family.loss(outputs, batch)
@@ -249,10 +308,10 @@ def train(config: TrainConfig, resume: bool = False) -> dict:
                 elapsed = time.perf_counter() - window_start
                 means = {k: float(np.mean([w[k] for w in window])) for k in window[0]}
                 train_log.write({"step": step, "epoch": epoch, **means, "lr": scheduler.get_last_lr()[0],
-                                 "samples_per_s": window_samples / elapsed, "corrupt_skipped": corrupt.count})
+                                 "samples_per_s": window_samples / elapsed, "read_failures": failures.count})
                 window_start, window_samples, window = time.perf_counter(), 0, []
             if ddp.main and config.val and (step % config.eval_every == 0 or step == config.steps):
-                report = evaluate(model, family, expand_urls(config.val), config.image_size, config.batch_size,
+                report = evaluate(model, family, val_urls, config.image_size, config.batch_size,
                                   config.workers, device, config.amp)
                 val_log.write({"step": step, "epoch": epoch, "loss": report["loss"],
                            **{f"val_{k}": v for k, v in report["frame"].items()}})

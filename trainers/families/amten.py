@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from shards.labels import METHOD_IDS
-from trainers.families.base import Family, FamilyDefaults, ModelOption, normalize_images
+from trainers.families.base import Family, FamilyDefaults, ModelOption, PaperPreset, normalize_images
 from trainers.models.amten import AMTENnet
 
 
@@ -26,6 +26,10 @@ class Amten(Family):
     description = "AMTENnet: manipulation-trace residuals + hierarchical features, binary or per-method (Guo et al.)"
     members = ("img.png",)
     defaults = FamilyDefaults(batch_size=64, lr=1e-3, image_size=128)
+    paper = PaperPreset(image_size=128, batch_size=64, lr=1e-3, steps=18_170,
+                        source="Guo et al., Sec. IV-A 'Implementation Details' and IV-B: 128 px, batch 64, SGD "
+                               "momentum 0.95 decay 0.005, lr 1e-3 halved every 1,000 iterations, 10 epochs of "
+                               "1,817 iterations")
     OPTIONS = (ModelOption("classes", str, "binary", "binary (real/fake) or methods (real + each method id)",
                            choices=("binary", "methods")),)
 

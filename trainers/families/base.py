@@ -20,11 +20,28 @@ def normalize_images(images: torch.Tensor) -> torch.Tensor:
 
 @dataclass(frozen=True)
 class FamilyDefaults:
-    """Paper hyper-parameters: batch size, learning rate, input side (px)."""
+    """The project's defaults (used without --preset): batch size, learning rate, input
+    side (px). They are chosen for quick runs, and several differ from the paper's."""
 
     batch_size: int
     lr: float
     image_size: int
+
+
+@dataclass(frozen=True)
+class PaperPreset:
+    """`--preset paper`: the paper's input side (px), batch size, learning rate, length
+    (optimiser steps; None where the paper trains to a validation plateau or does not say)
+    and backbone freeze (steps, applied when pretrained weights are given). The optimiser
+    and schedule are the family's own (`optimizer`, `scheduler`), which follow the paper.
+    `source` cites the section and says what the paper leaves open."""
+
+    image_size: int
+    batch_size: int
+    lr: float
+    steps: int | None
+    source: str
+    freeze_backbone_steps: int = 0
 
 
 @dataclass(frozen=True)
@@ -47,6 +64,7 @@ class Family(ABC):
     description: str
     members: tuple[str, ...]
     defaults: FamilyDefaults
+    paper: PaperPreset
     OPTIONS: tuple[ModelOption, ...] = ()
     dense_target: str | None = None
     """Batch field the dense output is compared with (mIoU), None for image-level families."""
@@ -65,6 +83,16 @@ class Family(ABC):
     def decision_threshold(self) -> float:
         """Score at or above which an image is called fake (accuracy)."""
         return 0.5
+
+    @property
+    def pretrained(self) -> bool:
+        """Whether `build` starts a backbone from pretrained weights."""
+        return False
+
+    def backbone(self, model: nn.Module) -> nn.Module:
+        """The part of `model` that pretrained weights initialise (what
+        --freeze-backbone-steps freezes); only asked when `pretrained`."""
+        raise NotImplementedError(f"{self.name} has no pretrained backbone")
 
     def augment(self, batch: dict, generator: torch.Generator) -> dict:
         """Training-time batch transform (on the device); identity by default."""

@@ -14,8 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from trainers.families.base import Family, FamilyDefaults, ModelOption, normalize_images
-from trainers.models.local_features import LocalFeatureNet, receptive_field_centres
+from trainers.families.base import Family, FamilyDefaults, ModelOption, PaperPreset, normalize_images
+from trainers.models.local_features import LocalFeatureNet, place_at_centres, receptive_field_centres
 
 
 class LocalFeatureModel(nn.Module):
@@ -32,6 +32,10 @@ class LocalFeatures(Family):
     description = "~1M-parameter local-feature net, 33 px receptive field, classification + segmentation loss"
     members = ("img.png", "mask.png", "hull.png")
     defaults = FamilyDefaults(batch_size=64, lr=1e-3, image_size=256)
+    paper = PaperPreset(image_size=128, batch_size=64, lr=1e-3, steps=None,
+                        source="Tarasiou & Zafeiriou, Sec. 4.2: 128 x 128 inputs, lambda_seg 0.3 (Table 1); the "
+                               "optimiser, batch size and length are not in the paper (Adam 1e-3, batch 64 kept; "
+                               "give --steps)")
     OPTIONS = (
         ModelOption("fake_mask", str, "real", "target of the fake head", choices=("real", "cvm", "ones", "none")),
         ModelOption("face_head", bool, False, "add a face head trained on the convex hull (CVM) of every image"),
@@ -81,11 +85,12 @@ class LocalFeatures(Family):
         return torch.softmax(outputs["class_logits"].float(), 1)[:, 1]
 
     def dense(self, outputs: dict) -> torch.Tensor | None:
+        """The fake head's probabilities placed at their receptive-field centres (where its
+        labels were read), linear in between."""
         if "fake" not in outputs["seg_logits"]:
             return None
-        size = int(outputs["size"])
         probability = torch.softmax(outputs["seg_logits"]["fake"].float(), 1)[:, 1:2]
-        return F.interpolate(probability, size=(size, size), mode="bilinear", align_corners=False)
+        return place_at_centres(probability, int(outputs["size"]))
 
     def optimizer(self, parameters, lr: float) -> torch.optim.Optimizer:
         return torch.optim.Adam(parameters, lr=lr)

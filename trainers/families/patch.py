@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from trainers.families.base import Family, FamilyDefaults, ModelOption, normalize_images
+from trainers.families.base import Family, FamilyDefaults, ModelOption, PaperPreset, normalize_images
 from trainers.models.patch import TRUNKS, PatchClassifier
 
 
@@ -25,6 +25,10 @@ class Patch(Family):
     description = "Truncated Xception / ResNet patch classifiers with per-patch loss and heatmaps (Chai et al.)"
     members = ("img.png",)
     defaults = FamilyDefaults(batch_size=32, lr=1e-3, image_size=256)
+    paper = PaperPreset(image_size=128, batch_size=32, lr=1e-3, steps=None,
+                        source="Chai et al. 2020, Sec. 3.1: Adam with its default lr (1e-3), trained until "
+                               "validation accuracy stops improving (give --steps); Sec. 4.1: 128 px images; "
+                               "the batch size is not in the paper (32 kept)")
     OPTIONS = (ModelOption("trunk", str, "xception-block2", "backbone cut point", choices=TRUNKS),)
 
     def build(self, image_size: int) -> nn.Module:

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from trainers.families.base import Family, FamilyDefaults, ModelOption, normalize_images
+from trainers.families.base import Family, FamilyDefaults, ModelOption, PaperPreset, normalize_images
 from trainers.models.segmentation import SEGMENTATION_NETS
 
 
@@ -42,6 +42,10 @@ class Segmentation(Family):
     description = "Pixel-level nets (FN3, VGG5/8, UNet4x/8x, MesoInception-4, Xception) on forgery masks (Li et al.)"
     members = ("img.png", "mask.png")
     defaults = FamilyDefaults(batch_size=64, lr=1e-3, image_size=256)
+    paper = PaperPreset(image_size=256, batch_size=64, lr=1e-3, steps=None,
+                        source="Li et al., 'Zooming into Face Forensics', Sec. 4 'Implementation details': "
+                               "256 x 256 crops of faces enlarged x2, batch 64, Adam (0.9, 0.999) 1e-3, no decay; "
+                               "the length is not stated (give --steps)")
     OPTIONS = (
         ModelOption("arch", str, "vgg5", "architecture", choices=tuple(SEGMENTATION_NETS)),
         ModelOption("tau2", float, 0.1, "image called fake when the mean dense prediction >= tau2"),

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from trainers.families.base import Family, FamilyDefaults, ModelOption, normalize_images
+from trainers.families.base import Family, FamilyDefaults, ModelOption, PaperPreset, normalize_images
 from trainers.models.hrnet import HRNet, concat_representation, load_backbone_weights
 
 XRAY_LOSS_WEIGHT = 100.0
@@ -53,11 +53,22 @@ class FaceXray(Family):
     description = "Face X-ray: HRNet X-ray prediction + classifier on the X-ray (Li et al. 2020)"
     members = ("img.png", "xray.png")
     defaults = FamilyDefaults(batch_size=32, lr=2e-4, image_size=256)
+    paper = PaperPreset(image_size=256, batch_size=32, lr=2e-4, steps=200_000, freeze_backbone_steps=50_000,
+                        source="Li et al. 2020, Sec. 5 'Implementation detail': 256 px, batch 32, Adam 2e-4, "
+                               "200,000 iterations, linear decay to 0 over the last 50,000, ImageNet HRNet "
+                               "frozen for the first 50,000")
     OPTIONS = (
         ModelOption("width", int, 18, "HRNet width: 18 (W18) or 48 (W48); other values for experiments"),
         ModelOption("pretrained", str, "", "local HRNet ImageNet checkpoint to start the backbone from"),
     )
     dense_target = "xray"
+
+    @property
+    def pretrained(self) -> bool:
+        return bool(self.options["pretrained"])
+
+    def backbone(self, model: nn.Module) -> nn.Module:
+        return model.backbone
 
     def build(self, image_size: int) -> nn.Module:
         model = FaceXrayNet(int(self.options["width"]))

@@ -40,3 +40,21 @@ def receptive_field_centres(output_size: int) -> torch.Tensor:
     """Input px (row or column) at the centre of each output position's receptive field:
     16 + 2 i for i in range(output_size)."""
     return (RECEPTIVE_FIELD - 1) // 2 + OUTPUT_STRIDE * torch.arange(output_size)
+
+
+def centre_interpolation(output_size: int, input_size: int) -> torch.Tensor:
+    """(input_size, output_size) weights that place an output map at its receptive-field
+    centres: input px x takes the linear interpolation of the two outputs whose centres
+    (`receptive_field_centres`) surround it, and the nearest output beyond the first and
+    last centre. Rows sum to 1."""
+    position = (torch.arange(input_size, dtype=torch.float64) - (RECEPTIVE_FIELD - 1) // 2) / OUTPUT_STRIDE
+    position = position.clamp(0, output_size - 1)
+    weights = 1 - (position[:, None] - torch.arange(output_size, dtype=torch.float64)[None]).abs()
+    return weights.clamp_(min=0).float()
+
+
+def place_at_centres(maps: torch.Tensor, input_size: int) -> torch.Tensor:
+    """(N, C, s, s) per-output values -> (N, C, S, S) input-sized map, each value at the
+    centre of its receptive field, linear in between (`centre_interpolation`)."""
+    weights = centre_interpolation(maps.shape[-1], input_size).to(maps.device, maps.dtype)
+    return torch.einsum("yi,ncij,xj->ncyx", weights, maps, weights)
