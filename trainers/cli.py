@@ -6,6 +6,9 @@ import os
 
 import click
 
+from blending.augment import AUGMENTS
+from blending.recipe import RECIPES
+
 from trainers.families import FAMILIES, Family
 from trainers.loop import DEFAULT_STEPS, PRESETS
 
@@ -33,27 +36,44 @@ def _train_command(family: type[Family]) -> click.Command:
     @click.pass_context
     def command(ctx: click.Context, **opts) -> None:
         from trainers.failures import UnreadableShards
-        from trainers.loop import NoPretrainedBackbone, PresetNeedsSteps, TrainConfig, train as run_training
+        from trainers.loop import NoPretrainedBackbone, NoTrainingData, PresetNeedsSteps, TrainConfig
+        from trainers.loop import train as run_training
+        from trainers.online import FaceFolderError
         from trainers.urls import MissingShards
         options = {o.name: opts.pop(o.name) for o in family.OPTIONS}
         resume = opts.pop("resume")
         config = TrainConfig(family=family.name, train=list(opts.pop("train_urls")), val=list(opts.pop("val_urls")),
-                             options=options, **opts)
+                             train_faces=list(opts.pop("train_faces")), options=options, **opts)
         if resume and not os.path.isfile(os.path.join(config.out, "last.pt")):
             raise click.UsageError(f"--resume: no checkpoint at {os.path.join(config.out, 'last.pt')}")
         try:
             report = run_training(config, resume=resume)
-        except (MissingShards, PresetNeedsSteps, NoPretrainedBackbone) as error:
+        except (MissingShards, PresetNeedsSteps, NoPretrainedBackbone, NoTrainingData) as error:
             raise click.UsageError(str(error)) from error
-        except UnreadableShards as error:
+        except (UnreadableShards, FaceFolderError) as error:
             raise click.ClickException(str(error)) from error
         if report:
             click.echo(json.dumps({"validation": report["frame"], "video": report["video"]}, indent=2))
         click.echo(f"checkpoints and logs in {config.out}")
 
     params = [
-        click.Option(["--train", "train_urls"], multiple=True, required=True,
-                     help="Training shards: brace pattern, glob-expanded list or URL (repeatable)."),
+        click.Option(["--train", "train_urls"], multiple=True,
+                     help="Training sample shards: brace pattern, glob-expanded list or URL (repeatable)."),
+        click.Option(["--train-faces", "train_faces"], multiple=True,
+                     help="Face shards (from `beam run extract_faces`; repeatable) blended online: each draw of a "
+                          "face is its real sample or, with probability --fake-fraction, a fresh blend with one "
+                          "of its neighbours. At least one of --train / --train-faces; both may be mixed."),
+        click.Option(["--fake-fraction"], type=click.FloatRange(0, 1), default=0.5, show_default=True,
+                     help="Online: probability that a draw is a blend."),
+        click.Option(["--mask-recipe"], type=click.Choice(sorted(RECIPES)), default="default", show_default=True,
+                     help="Online: the BI mask recipe ('default': the reference generators' variety; 'paper': "
+                          "Face X-ray Sec. 3.2). A data option: --preset never changes it."),
+        click.Option(["--augment"], type=click.Choice(sorted(AUGMENTS)), default="default", show_default=True,
+                     help="Per-draw augmentation of every training sample, alike for real and fake: flip, "
+                          "colour jitter, JPEG. 'none' turns it off; evaluation never augments."),
+        click.Option(["--dump-samples"], type=click.IntRange(0), default=0, show_default=True,
+                     help="Write the first N training samples (as the model sees them, every choice in their "
+                          "json) to <out>/dumped_samples.tar."),
         click.Option(["--val", "val_urls"], multiple=True, help="Validation shards (model selection uses only these)."),
         click.Option(["--out"], required=True, help="Run folder: last.pt, best.pt, train_log.csv, val_log.csv."),
         click.Option(["--preset"], type=click.Choice(PRESETS), default="none", show_default=True,
@@ -62,7 +82,8 @@ def _train_command(family: type[Family]) -> click.Command:
                           f"{p.batch_size}, lr {p.lr}, "
                           f"{f'{p.steps:,} steps' if p.steps else 'no fixed length'}"
                           f"{f', backbone frozen {p.freeze_backbone_steps:,} steps when pretrained' if p.freeze_backbone_steps else ''}"
-                          f". Source: {p.source}. Flags given explicitly win."),
+                          f". Source: {p.source}. Flags given explicitly win; data options (--mask-recipe, "
+                          f"--augment, --fake-fraction) are never set by a preset."),
         click.Option(["--steps"], type=click.IntRange(1), default=None,
                      help=f"Optimiser steps. Default {DEFAULT_STEPS}, or the preset's."),
         click.Option(["--batch-size"], type=click.IntRange(1), default=None,

@@ -75,7 +75,10 @@ def logical_worker(loader_worker: int, workers: int, skip_batches: int) -> int:
 
 class ShardStream(IterableDataset):
     """Decoded samples of one epoch for one rank. `decode` maps raw members (bytes) to a
-    dict of tensors; it may raise on corrupt data. `skip_batches`: batches of this epoch
+    dict of tensors; it may raise on corrupt data. Each raw sample also carries `__url__`,
+    `__draw__` = (epoch, slot, position in the slot's sequence), which names the draw for
+    any per-draw randomness, and `__skipped__`, True for a sample a resumed run consumes
+    unseen (a decoder may then only check that it would decode). `skip_batches`: batches of this epoch
     already consumed (resume). `failures`: where unreadable shards and samples are
     recorded (shared by the DataLoader's worker processes)."""
 
@@ -174,10 +177,13 @@ class ShardStream(IterableDataset):
         quota = None if total is None else batches_per_worker(total, worker, workers) * batch
         health = ShardHealth(self.config.urls)
         produced = 0
-        for sample in self._shuffled(self._interleaved(self._urls(rng, slot, slots), rng, health), rng):
+        samples = self._shuffled(self._interleaved(self._urls(rng, slot, slots), rng, health), rng)
+        for position, sample in enumerate(samples):
             if quota is not None and produced >= quota:
                 return
-            url, reading = sample.pop("__url__"), sample.pop("__reading__")
+            url, reading = sample["__url__"], sample.pop("__reading__")
+            sample["__draw__"] = (self.epoch, slot, position)
+            sample["__skipped__"] = produced < skip
             try:
                 decoded = self.decode(sample)
             except Exception as error:  # noqa: BLE001 - any decoding failure is a corrupt sample

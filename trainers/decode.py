@@ -3,14 +3,18 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
 import torch
 
+from blending.augment import AugmentParams, apply_augment, draw_augment
 from blending.postprocess import parse_spec, postprocess
 from shards.keys import key_rng
 from shards.sample import decode_png
+from trainers.online import FaceLibrary, OnlineConfig, check_face_sample, face_folder, online_sample
+from trainers.urls import open_url
 
 IMAGE_MEMBERS = {"img.png": "image", "xray.png": "xray", "mask.png": "mask", "hull.png": "hull"}
 
@@ -35,35 +39,78 @@ def video_group(meta: dict) -> str:
     return f"{group}+{foreground['video']}" if foreground else group
 
 
-def make_decoder(members: tuple[str, ...], size: int, postprocessing: str = "none",
-                 seed: int = 0) -> Callable[[dict], dict]:
-    """Decoder of the given image `members` (of IMAGE_MEMBERS), resized to size x size.
+@dataclass
+class Decoder:
+    """Raw samples -> training tensors, in DataLoader workers.
 
-    postprocessing: a `blending.postprocess` spec ('none', 'mix', 'jpeg:70', ...) applied
-    to the image before resizing (robustness training / testing); each sample's random
-    draw is seeded from `seed` and its key.
-    Returns dict: image (3, S, S) uint8; xray / mask / hull (1, S, S) uint8 (those asked
-    for); label int64 (cls); method_id int64; key, method str; video str, the
-    sample's `video_group`. Raises on corrupt
-    members, which the stream counts and skips."""
-    unknown = set(members) - set(IMAGE_MEMBERS)
-    if unknown:
-        raise ValueError(f"unknown members {sorted(unknown)}")
-    parse_spec(postprocessing)  # fail early on a bad spec
+    A sample-shard sample (it has `cls`) is decoded from its PNGs; a face-shard sample (no
+    `cls`) is made into a real sample or a fresh blend by `online` (`trainers.online`),
+    which must then be given. `augment` (None for evaluation) is drawn per draw from
+    (seed, draw, key), never from the label, and applied alike to real and fake samples;
+    `postprocessing` (a `blending.postprocess` spec) degrades the image after it. Output:
+    image (3, S, S) uint8; xray / mask / hull (1, S, S) uint8 (the `members` asked for);
+    label and method_id int64; key, method, video (`video_group`) and json (the sample's
+    metadata with its augmentation choices) str. Raises on corrupt members, which the
+    stream records and skips."""
 
-    def decode(sample: dict) -> dict:
-        meta = json.loads(sample["json"])
-        out = {"label": torch.tensor(int(sample["cls"]), dtype=torch.int64),
+    members: tuple[str, ...]
+    size: int
+    postprocessing: str = "none"
+    seed: int = 0
+    augment: AugmentParams | None = None
+    online: OnlineConfig | None = None
+    opener: Callable = open_url
+    _libraries: dict = field(default_factory=dict, repr=False)
+
+    def __post_init__(self):
+        unknown = set(self.members) - set(IMAGE_MEMBERS)
+        if unknown:
+            raise ValueError(f"unknown members {sorted(unknown)}")
+        parse_spec(self.postprocessing)  # fail early on a bad spec
+
+    def library(self, url: str) -> FaceLibrary:
+        """The face library of a face shard's folder, loaded once per process."""
+        folder = face_folder(url)
+        if folder not in self._libraries:
+            self._libraries[folder] = FaceLibrary(folder, self.opener, self.online.cached_crops)
+        return self._libraries[folder]
+
+    def __call__(self, sample: dict) -> dict:
+        draw = tuple(sample.get("__draw__", (0, 0, 0)))
+        if "cls" in sample:
+            meta, label = json.loads(sample["json"]), int(sample["cls"])
+            images = {member: decode_png(sample[member]) for member in dict.fromkeys(("img.png", *self.members))}
+        else:
+            if self.online is None:
+                raise ValueError(f"{sample['__key__']}: a face-shard sample, but online blending is not set up "
+                                 f"(pass face shards with --train-faces)")
+            library = self.library(sample["__url__"])
+            if sample.get("__skipped__"):
+                check_face_sample(sample, library)
+                return {}
+            made = online_sample(sample, library, self.online, self.seed, draw)
+            meta, label = made.meta, made.label
+            images = {"img.png": made.image, "xray.png": made.xray, "mask.png": made.mask, "hull.png": made.hull}
+        key = str(meta.get("key", sample["__key__"]))
+        if self.augment is not None:
+            masks = [m for m in images if m != "img.png"]
+            augmented = apply_augment(draw_augment(key_rng(self.seed, "augment", *draw, key), self.augment),
+                                      images["img.png"], [images[m] for m in masks])
+            images = {"img.png": augmented.image, **dict(zip(masks, augmented.masks, strict=True))}
+            meta = meta | {"augment": augmented.choices}
+        out = {"label": torch.tensor(label, dtype=torch.int64),
                "method_id": torch.tensor(int(meta.get("method_id", -1)), dtype=torch.int64),
-               "key": sample["__key__"], "video": video_group(meta),
-               "method": meta.get("method", "")}
-        for member in members:
-            image = decode_png(sample[member])
-            if member == "img.png" and postprocessing != "none":
-                image, _ = postprocess(image, postprocessing, key_rng(seed, "postprocess", sample["__key__"]))
-            image = resize_square(image, size)
-            tensor = torch.from_numpy(np.ascontiguousarray(image))
+               "key": key, "video": video_group(meta), "method": meta.get("method", ""),
+               "json": json.dumps(meta, sort_keys=True, separators=(",", ":"))}
+        for member in dict.fromkeys(("img.png", *self.members)):
+            image = images[member]
+            if member == "img.png" and self.postprocessing != "none":
+                image, _ = postprocess(image, self.postprocessing, key_rng(self.seed, "postprocess", key))
+            tensor = torch.from_numpy(np.ascontiguousarray(resize_square(image, self.size)))
             out[IMAGE_MEMBERS[member]] = tensor.permute(2, 0, 1) if tensor.ndim == 3 else tensor[None]
         return out
 
-    return decode
+
+def make_decoder(members: tuple[str, ...], size: int, postprocessing: str = "none", seed: int = 0) -> Decoder:
+    """A Decoder of sample shards, without augmentation (evaluation, scoring)."""
+    return Decoder(members, size, postprocessing, seed)

@@ -11,17 +11,21 @@ import math
 import os
 import time
 from contextlib import nullcontext
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 import torch
 import torch.distributed as dist
 
+from blending.augment import augment_params
+from blending.recipe import recipe as recipe_params
 from trainers.checkpoint import load_checkpoint, save_checkpoint
 from trainers.data import ShardStream, StreamConfig, make_loader
-from trainers.decode import make_decoder
+from trainers.decode import Decoder, make_decoder
+from trainers.dump import batch_samples, write_dump
 from trainers.failures import FailureLog, NoSamplesRead
 from trainers.families import Family, get_family
+from trainers.online import OnlineConfig
 from trainers.metrics import IoUAccumulator, evaluation_report
 from trainers.recipe import read_recipe
 from trainers.urls import checked_urls
@@ -36,7 +40,11 @@ class TrainConfig:
     images ('none', 'mix', 'jpeg:70', ...; see blending.postprocess). options: the family's
     model options. open_shards: shards each loader worker interleaves. preset: 'none' or
     'paper' (see `resolved`). freeze_backbone_steps: steps the pretrained backbone stays
-    fixed. None means "not given": `resolved` fills it in."""
+    fixed. None means "not given": `resolved` fills it in. train_faces: face-shard URL
+    patterns blended online (`trainers.online`), each draw a blend with probability
+    fake_fraction, masks from `mask_recipe`. augment: per-draw augmentation of every training
+    sample ('default' or 'none'). dump_samples: write the first N training samples as
+    <out>/dumped_samples.tar."""
 
     family: str
     train: list[str]
@@ -61,6 +69,11 @@ class TrainConfig:
     device: str = "auto"
     preset: str = "none"
     freeze_backbone_steps: int | None = None
+    train_faces: list[str] = field(default_factory=list)
+    fake_fraction: float = 0.5
+    mask_recipe: str = "default"
+    augment: str = "default"
+    dump_samples: int = 0
 
     def resolved(self, family: Family) -> "TrainConfig":
         """This config with what was not given filled in: from the family's paper preset
@@ -89,6 +102,10 @@ PRESETS = ("none", "paper")
 
 class PresetNeedsSteps(ValueError):
     """--preset paper for a family whose paper fixes no training length, without --steps."""
+
+
+class NoTrainingData(ValueError):
+    """Neither --train nor --train-faces was given."""
 
 
 class NoPretrainedBackbone(ValueError):
@@ -226,9 +243,15 @@ def train(config: TrainConfig, resume: bool = False) -> dict:
     each logging window) and <out>/val_log.csv."""
     family = get_family(config.family, config.options)
     config = config.resolved(family)
-    train_urls = checked_urls("--train", config.train)
+    if not config.train and not config.train_faces:
+        raise NoTrainingData("give --train (sample shards), --train-faces (face shards), or both")
+    sample_urls = checked_urls("--train", config.train) if config.train else []
+    face_urls = checked_urls("--train-faces", config.train_faces) if config.train_faces else []
+    train_urls = sample_urls + face_urls
     val_urls = checked_urls("--val", config.val) if config.val else []
-    recipe = read_recipe(train_urls)
+    online = OnlineConfig(config.fake_fraction, recipe_params(config.mask_recipe)) if face_urls else None
+    recipe = read_recipe(sample_urls) if sample_urls else replace(
+        read_recipe(face_urls), size=online.size, margin=online.margin, source=f"face shards, online {online.size} px")
     device = pick_device(config.device)
     ddp = init_distributed(str(device))
     if ddp.world > 1 and config.device == "auto":
@@ -256,7 +279,8 @@ def train(config: TrainConfig, resume: bool = False) -> dict:
         find_unused_parameters=bool(config.freeze_backbone_steps)) if ddp.world > 1 else model
     runner = torch.compile(trained) if config.compile else trained
 
-    decode = make_decoder(tuple(dict.fromkeys(family.members)), config.image_size, config.postprocess, config.seed)
+    decode = Decoder(tuple(dict.fromkeys(family.members)), config.image_size, config.postprocess, config.seed,
+                     augment_params(config.augment), online)
     stream_config = StreamConfig(tuple(train_urls), config.batch_size, config.seed, config.shuffle_buffer,
                                  config.samples_per_epoch, config.open_shards)
     failures = FailureLog()
@@ -284,12 +308,18 @@ def train(config: TrainConfig, resume: bool = False) -> dict:
                                "image_size": config.image_size, "config": {k: v for k, v in asdict(config).items()
                                                                             if k != "options"}})
 
+    dumped = [] if config.dump_samples and not resume else None
     model.train()
     while step < config.steps:
         epoch, skip = divmod(step, steps_per_epoch)
         stream = ShardStream(stream_config, decode, epoch=epoch, rank=ddp.rank, world=ddp.world,
                              skip_batches=skip, failures=failures)
         for batch in make_loader(stream, config.workers, drop_last=True):
+            if dumped is not None and len(dumped) < config.dump_samples and ddp.main:
+                dumped.extend(batch_samples(batch)[:config.dump_samples - len(dumped)])
+                if len(dumped) == config.dump_samples or step + 1 == config.steps:
+                    write_dump(config.out, dumped)
+                    dumped = None
             batch = to_device(batch, device)
             batch = family.augment(batch, torch.Generator(device).manual_seed(config.seed * 1_000_003 + step))
             if config.freeze_backbone_steps:

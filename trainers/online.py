@@ -3,47 +3,48 @@
 Each time a real face is drawn from the face-shard stream it yields either its real sample
 or, with probability `fake_fraction`, a fresh Face X-ray blend: a foreground drawn from its
 `neighbours.parquet` candidates (the global nearest faces, read by offset from the face
-shards) and new recipe choices. Every random choice comes from (seed, epoch, draw, key):
-the same seed gives the same samples for a given world size and loader workers, and a
-dumped sample regenerates exactly from its json. Augmentation is drawn from a generator
-that never sees the label.
+shards) and new recipe choices, from the same core as offline shards
+(`shards.assemble.bi_arrays`). Every random choice comes from (seed, draw, key), a draw
+being (epoch, reader slot, position): the same seed gives the same samples for a given
+world size and loader workers, and a sample regenerates exactly from its json
+(`regenerate`).
 """
 from __future__ import annotations
 
+import json
 import posixpath
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 import pyarrow.parquet as pq
 
-from blending.augment import AUGMENTS, AugmentParams, apply_augment, draw_augment
-from blending.bi import BlendParams
+from blending.bi import BlendParams, blend_from_choices
 from blending.recipe import recipe
-from shards.assemble import SampleArrays, bi_arrays
+from shards.assemble import SampleArrays, bi_arrays, blended_arrays, real_arrays
 from shards.faces import FaceRecord, cut_recipe_crop, stored_mesh
 from shards.keys import key_rng, sample_key
+from shards.png import png_size
 from shards.sample import decode_png
 from shards.tar import read_member
 
 
 class FaceFolderError(Exception):
-    """A face-shard folder lacks its tables, or a shard names faces its tables do not hold."""
+    """A face-shard folder lacks its tables, or a shard holds a face its tables do not."""
 
 
 @dataclass(frozen=True)
 class OnlineConfig:
-    """fake_fraction: probability that a draw is a blend. params: the blend recipe. augment:
-    per-draw augmentation. size, margin: the sample crop cut from the stored crops. seed:
-    of every choice. cached_crops: decoded foreground crops kept per loader worker."""
+    """fake_fraction: probability that a draw is a blend. params: the blend recipe. size,
+    margin: the sample crop cut from the stored crops. cached_crops: foreground recipe
+    crops kept per loader worker (size^2 x 3 bytes each)."""
 
     fake_fraction: float = 0.5
     params: BlendParams = field(default_factory=lambda: recipe("default"))
-    augment: AugmentParams = AUGMENTS["default"]
     size: int = 256
     margin: float = 1.3
-    seed: int = 0
-    cached_crops: int = 256
+    cached_crops: int = 512
 
     def __post_init__(self):
         if not 0 <= self.fake_fraction <= 1:
@@ -56,21 +57,23 @@ def face_folder(url: str) -> str:
 
 
 class FaceLibrary:
-    """The records and neighbours of one face-shard folder, and its stored crops read by
-    offset: a few shard files open at a time and the last `cached` decoded crops kept.
-    `opener(path) -> binary seekable stream` opens local paths or URLs."""
+    """The faces and neighbours of one face-shard folder, and its stored crops read by
+    offset: a few shard files open at a time and the last `cached` foreground recipe crops
+    kept. `opener(path) -> seekable binary stream` opens local paths or URLs. Records are
+    built on demand from the Parquet table, so a loader worker holds the table's columns,
+    not a million Python objects."""
 
-    def __init__(self, folder: str, opener, cached: int = 256, open_files: int = 8):
+    def __init__(self, folder: str, opener: Callable, cached: int = 512, open_files: int = 8):
         self.folder, self._opener = folder, opener
         try:
-            faces = self._table("faces").to_pylist()
-            neighbours = self._table("neighbours").column("neighbours").to_pylist()
+            self._faces = self._table("faces")
+            neighbours = self._table("neighbours").column("neighbours").combine_chunks()
         except (OSError, KeyError) as error:
             raise FaceFolderError(f"{folder}: no faces.parquet / neighbours.parquet beside the face shards "
                                   f"(made by `beam run extract_faces`): {error}") from error
-        self.records = [FaceRecord.from_row(row) for row in faces]
-        self.neighbours = [np.asarray(row, np.int64) for row in neighbours]
-        self.rows = {record.key: number for number, record in enumerate(self.records)}
+        self._offsets = neighbours.offsets.to_numpy()
+        self._neighbours = neighbours.values.to_numpy()
+        self.rows = {key: number for number, key in enumerate(self._faces.column("key").to_pylist())}
         self._cached, self._open_files = cached, open_files
         self._crops: OrderedDict[int, np.ndarray] = OrderedDict()
         self._files: OrderedDict[str, object] = OrderedDict()
@@ -86,17 +89,24 @@ class FaceLibrary:
         except KeyError:
             raise FaceFolderError(f"{self.folder}: face {key} is in a shard but not in faces.parquet") from None
 
-    def donor(self, row: int, size: int, margin: float) -> np.ndarray:
-        """(size, size, 3) uint8 RGB recipe crop of face `row` (`cut_recipe_crop`), cached."""
-        crop = self._crops.pop(row, None)
-        if crop is None or crop.shape[0] != size:
-            record = self.records[row]
+    def record(self, row: int) -> FaceRecord:
+        return FaceRecord.from_row(self._faces.slice(row, 1).to_pylist()[0])
+
+    def neighbours(self, row: int) -> np.ndarray:
+        """(k,) int32 rows of the face's nearest faces, nearest first."""
+        return self._neighbours[self._offsets[row]:self._offsets[row + 1]]
+
+    def donor(self, row: int, size: int, margin: float) -> tuple[FaceRecord, np.ndarray]:
+        """Face `row`'s record and (size, size, 3) uint8 RGB recipe crop, cached."""
+        entry = self._crops.pop(row, None)
+        if entry is None or entry[1].shape[0] != size:
+            record = self.record(row)
             stored = decode_png(read_member(self._file(record.shard), record.image))
-            crop = cut_recipe_crop(record, stored, size, margin).image
+            entry = record, cut_recipe_crop(record, stored, size, margin).image
             if len(self._crops) >= self._cached:
                 self._crops.popitem(last=False)
-        self._crops[row] = crop
-        return crop
+        self._crops[row] = entry
+        return entry
 
     def _file(self, shard: str):
         stream = self._files.pop(shard, None)
@@ -108,53 +118,58 @@ class FaceLibrary:
         return stream
 
 
-@dataclass(frozen=True)
-class Draw:
-    """Which draw a sample is: epoch, the reader slot (rank x loader worker) and the
-    position in that slot's sequence."""
-
-    epoch: int
-    slot: int
-    position: int
-
-    def parts(self) -> tuple[int, int, int]:
-        return self.epoch, self.slot, self.position
-
-    def variant(self) -> str:
-        """The key variant of the sample this draw makes: `e<epoch>s<slot>p<position>`."""
-        return f"e{self.epoch}s{self.slot}p{self.position}"
+def draw_variant(draw: tuple[int, int, int]) -> str:
+    """Key variant of the sample a draw (epoch, slot, position) makes: `e<e>s<s>p<p>`."""
+    return "e{}s{}p{}".format(*draw)
 
 
-def online_sample(raw: dict, library: FaceLibrary, config: OnlineConfig, draw: Draw) -> tuple[SampleArrays, dict]:
-    """The sample one draw of a stored face makes, augmented, and its augmentation choices.
-
-    raw: the face-shard sample (`__key__`, `img.png`, `json` bytes). The json holds the
-    draw, the blend choices (for a blend), the foreground, and `augment`.
-    """
+def online_sample(raw: dict, library: FaceLibrary, config: OnlineConfig, seed: int,
+                  draw: tuple[int, int, int]) -> SampleArrays:
+    """The sample one draw of a stored face makes. raw: the face-shard sample (`__key__`,
+    `img.png`, `json` bytes). Its json records the draw and, for a blend, the foreground
+    and every choice."""
     key = raw["__key__"]
     row = library.row(key)
-    background = library.records[row]
-    decide = key_rng(config.seed, "online", *draw.parts(), key)
-    candidates = library.neighbours[row]
-    fake = len(candidates) > 0 and decide.random() < config.fake_fraction
-    made_draw = {"draw": {"seed": config.seed, "epoch": draw.epoch, "slot": draw.slot, "position": draw.position}}
-    crop, name = decode_png(raw["img.png"]), sample_key(key, draw.variant())
-    if fake:
+    decide = key_rng(seed, "online", *draw, key)
+    candidates = library.neighbours(row)
+    made_draw = {"draw": {"seed": seed, "epoch": draw[0], "slot": draw[1], "position": draw[2]}}
+    name, background = sample_key(key, draw_variant(draw)), library.record(row)
+    if len(candidates) and decide.random() < config.fake_fraction:
         rank = int(decide.integers(len(candidates)))
-        foreground = int(candidates[rank])
-        made = bi_arrays(name, background, crop, stored_mesh(raw["json"]), library.records[foreground],
-                         library.donor(foreground, config.size, config.margin), config.size, config.margin,
-                         key_rng(config.seed, "online-blend", *draw.parts(), key), config.params, made_draw, rank,
-                         len(candidates))
-    else:
-        made = bi_arrays(name, background, crop, None, None, None, config.size, config.margin, decide,
-                         config.params, made_draw)
-    choices = draw_augment(key_rng(config.seed, "augment", *draw.parts(), key), config.augment)
-    augmented = apply_augment(choices, _rgb(made.image), (made.mask, made.xray, made.hull))
-    mask, xray, hull = augmented.masks
-    meta = made.meta | {"augment": augmented.choices}
-    return SampleArrays(made.key, augmented.image, xray, mask, hull, made.label, meta), augmented.choices
+        foreground, donor = library.donor(int(candidates[rank]), config.size, config.margin)
+        return bi_arrays(name, background, decode_png(raw["img.png"]), stored_mesh(raw["json"]), foreground, donor,
+                         config.size, config.margin, key_rng(seed, "online-blend", *draw, key), config.params,
+                         made_draw, rank, len(candidates))
+    return bi_arrays(name, background, decode_png(raw["img.png"]), None, None, None, config.size, config.margin,
+                     decide, config.params, made_draw)
 
 
-def _rgb(image: np.ndarray | bytes) -> np.ndarray:
-    return decode_png(image) if isinstance(image, bytes) else image
+def check_face_sample(raw: dict, library: FaceLibrary) -> None:
+    """What a skipped draw checks (a resumed run consumes it unseen): the face is known and
+    its members are there; raises like `online_sample` would on a missing face."""
+    library.row(raw["__key__"])
+    png_size(raw["img.png"])
+    if "mesh" not in json.loads(raw["json"]):
+        raise ValueError(f"{raw['__key__']}: face json without its mesh")
+
+
+def regenerate(meta: dict, library: FaceLibrary) -> SampleArrays:
+    """An online sample, before augmentation, rebuilt from its json alone (the faces are
+    read from `library`, the blend from the recorded choices): bit-identical to the one
+    drawn."""
+    face_key = meta["key"].rsplit("-", 1)[0]
+    row = library.row(face_key)
+    record = library.record(row)
+    stored = decode_png(read_member(library._file(record.shard), record.image))
+    mesh = stored_mesh(read_member(library._file(record.shard), record.meta))
+    size, margin = meta["crop"]["size"], meta["crop"]["margin"]
+    cut = cut_recipe_crop(record, stored, size, margin, mesh)
+    draw = {"draw": meta["draw"]}
+    if meta["kind"] == "real":
+        real = real_arrays(meta["key"], cut.record, cut.image)
+        return SampleArrays(real.key, real.image, real.xray, real.mask, real.hull, 0, real.meta | draw)
+    foreground, donor = library.donor(library.row(meta["foreground"]["key"]), size, margin)
+    result = blend_from_choices(cut.image, donor, cut.record.landmarks, meta["blend"], mesh=cut.mesh,
+                                valid=cut.valid())
+    return blended_arrays(meta["key"], cut.record, foreground, result, draw, meta["foreground"]["neighbour_rank"],
+                          meta["foreground"]["neighbours"])
