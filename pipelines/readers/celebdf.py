@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 import re
 
-from pipelines.readers.base import InputError, Listing, drop_duplicate_content, ReaderOptions, selects
+from pipelines.readers.base import InputError, Listing, ReaderOptions, selects
 from pipelines.records import Source
 from shards.keys import sanitize
 
@@ -115,4 +115,4 @@ def read_celebdf(root: str, options: ReaderOptions) -> Listing:
             continue
         listing.sources.append(Source(**common, kind="manipulated", method=METHOD,
                                       original=os.path.abspath(original)))
-    return drop_duplicate_content(listing)
+    return listing

@@ -18,7 +18,7 @@ import json
 import os
 import re
 
-from pipelines.readers.base import InputError, Listing, drop_duplicate_content, ReaderOptions, require_dir, selects, videos_in, SPLITS
+from pipelines.readers.base import InputError, Listing, ReaderOptions, require_dir, selects, videos_in, SPLITS
 from pipelines.records import Source
 from shards.keys import sanitize
 
@@ -124,7 +124,7 @@ def read_ffpp(root: str, options: ReaderOptions) -> Listing:
                     path, f"{method}-{name}", target, split, kind="manipulated", method=method,
                     original=os.path.abspath(originals[target]),
                     mask=os.path.abspath(mask) if os.path.isfile(mask) else ""))
-    return drop_duplicate_content(listing)
+    return listing
 
 
 def _read_dfd(root: str, compression: str, requested: str, listing: Listing, source) -> None:
