@@ -8,13 +8,12 @@ false positives on non-faces (apples, drawings, animals).
 """
 from __future__ import annotations
 
-import os
-from contextlib import contextmanager
 from dataclasses import dataclass
 
 import cv2
 import numpy as np
 
+from landmarks.frames import quiet_native_logs
 from landmarks.ibug68 import LEFT_EYE, RIGHT_EYE, mesh_to_ibug68
 
 MESH_INPUT = 256
@@ -29,35 +28,6 @@ DETECT_MAX_SIDE = 1920
 full-range sees a 192 px square, so nothing it could find is lost); the face mesh still
 runs on a crop of the full frame. This bounds the detector's memory (a padded 19,000 px
 frame crashed MediaPipe) and time."""
-VERBOSE_ENV = "FORGERY_VERBOSE"
-"""When set (`beam -v`), MediaPipe's native log lines are not silenced."""
-
-
-@contextmanager
-def quiet_native_logs():
-    """Silence what native libraries (MediaPipe, TensorFlow Lite, absl) write straight to
-    stderr while this block runs, unless $FORGERY_VERBOSE is set. Python's own stderr is
-    flushed first, so only native output is dropped."""
-    if os.environ.get(VERBOSE_ENV):
-        yield
-        return
-    import sys
-
-    sys.stderr.flush()
-    try:
-        saved = os.dup(2)
-    except OSError:
-        yield
-        return
-    try:
-        with open(os.devnull, "wb") as null:
-            os.dup2(null.fileno(), 2)
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-
-
 @dataclass(frozen=True)
 class DetectedFace:
     """One accepted face.

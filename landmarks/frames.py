@@ -4,8 +4,10 @@ from __future__ import annotations
 import io
 import os
 import stat
+import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import PurePath
 
@@ -14,6 +16,37 @@ import numpy as np
 
 VIDEO_EXTENSIONS = frozenset({".mp4", ".avi", ".mov", ".mkv", ".webm"})
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"})
+
+
+VERBOSE_ENV = "FORGERY_VERBOSE"
+"""When set (`beam -v`), native libraries' log lines are not silenced."""
+
+
+@contextmanager
+def quiet_native_logs():
+    """Silence what native libraries (FFmpeg, libpng, OpenCV, MediaPipe, TensorFlow Lite,
+    absl) write straight to the process's stderr while this block runs, unless
+    $FORGERY_VERBOSE is set. Python's own stderr is flushed first. Failures are reported
+    as exceptions and rows, so these lines add nothing by default."""
+    if os.environ.get(VERBOSE_ENV):
+        yield
+        return
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):
+        yield
+        return
+    try:
+        null = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(null, 2)
+        finally:
+            os.close(null)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 class DecodeError(Exception):
@@ -139,7 +172,8 @@ def decode_image(data: bytes, max_pixels: int = MAX_PIXELS) -> np.ndarray:
     if not data:
         raise DecodeError("empty file")
     try:
-        image = cv2.imdecode(np.frombuffer(data, np.uint8), flag)
+        with quiet_native_logs():
+            image = cv2.imdecode(np.frombuffer(data, np.uint8), flag)
     except cv2.error as error:
         raise DecodeError(f"not a decodable image: {str(error).strip().splitlines()[-1]}") from error
     if image is None:
@@ -176,7 +210,8 @@ def read_frames(path: str, frames_per_video: int,
 
 def _open_video(path: str, limits: DecodeLimits) -> cv2.VideoCapture:
     require_regular_file(path)
-    capture = cv2.VideoCapture(path)
+    with quiet_native_logs():
+        capture = cv2.VideoCapture(path)
     if not capture.isOpened():
         capture.release()
         raise DecodeError("no video stream could be opened")
@@ -195,10 +230,7 @@ def video_frame_count(path: str, limits: DecodeLimits = DecodeLimits()) -> int:
     try:
         count = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
         if count <= 0:
-            count = 0
-            while capture.grab():
-                count += 1
-                limits.check_time(f"counting frames (at frame {count})")
+            count = _grab_all(capture, limits)
         return count
     finally:
         capture.release()
@@ -208,13 +240,18 @@ def decodable_frame_count(path: str, limits: DecodeLimits = DecodeLimits()) -> i
     """Frames a full grab pass over a local video reaches (not the header's count)."""
     capture = _open_video(path, limits)
     try:
-        count = 0
+        return _grab_all(capture, limits)
+    finally:
+        capture.release()
+
+
+def _grab_all(capture: cv2.VideoCapture, limits: DecodeLimits) -> int:
+    count = 0
+    with quiet_native_logs():
         while capture.grab():
             count += 1
             limits.check_time(f"counting frames (at frame {count})")
-        return count
-    finally:
-        capture.release()
+    return count
 
 
 def frame_size(path: str, limits: DecodeLimits = DecodeLimits()) -> tuple[int, int]:
@@ -241,13 +278,14 @@ def read_video_frames(path: str, indices: list[int],
     try:
         index, decoded = -1, 0
         for target in indices:
-            while index < target:
-                limits.check_time(f"after frame {index}: {decoded} of {len(indices)} planned frames decoded")
-                if not capture.grab():
-                    raise StreamEnded(f"stream ended after frame {index}: {decoded} of "
-                                      f"{len(indices)} planned frames decoded", index + 1)
-                index += 1
-            ok, bgr = capture.retrieve()
+            with quiet_native_logs():
+                while index < target:
+                    limits.check_time(f"after frame {index}: {decoded} of {len(indices)} planned frames decoded")
+                    if not capture.grab():
+                        raise StreamEnded(f"stream ended after frame {index}: {decoded} of "
+                                          f"{len(indices)} planned frames decoded", index + 1)
+                    index += 1
+                ok, bgr = capture.retrieve()
             if ok and bgr is not None:
                 decoded += 1
                 yield target, cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)

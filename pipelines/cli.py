@@ -5,7 +5,9 @@ import logging
 import os
 import shlex
 import shutil
+import signal
 import tempfile
+import threading
 from dataclasses import replace
 from collections.abc import Callable
 
@@ -263,11 +265,24 @@ def _run(ctx: click.Context, outputs: list[str], opts: dict, build: Callable[[be
     environment |= quiet_worker_environment(quiet) if quiet else {}
     saved = {name: os.environ.get(name) for name in environment}
     os.environ.update(environment)
+    excepthook = threading.excepthook
+    if quiet:   # a worker thread of the runner that dies with the run: reported below in one line
+        threading.excepthook = lambda args: None
+    interrupted = threading.Event()   # Beam wraps a KeyboardInterrupt raised inside a DoFn in its own error
+
+    def on_interrupt(signum, frame):
+        interrupted.set()
+        raise KeyboardInterrupt
+
+    on_main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGINT, on_interrupt) if on_main_thread else None
     try:
         summary = run_and_summarize(make_pipeline(ctx.args), build)
     except BaseException as error:
         for directory in outputs:
             discard_partial(directory, nested=_nested(directory, outputs))
+        if interrupted.is_set():
+            raise KeyboardInterrupt from None
         rows = fail_fast_rows(marker) if marker else []
         if rows and not isinstance(error, KeyboardInterrupt):
             raise InputFailure(rows[0]) from error
@@ -276,6 +291,9 @@ def _run(ctx: click.Context, outputs: list[str], opts: dict, build: Callable[[be
                                 f"{str(error).strip().splitlines()[-1] if str(error).strip() else ''}") from error
         raise
     finally:
+        if on_main_thread:
+            signal.signal(signal.SIGINT, previous)
+        threading.excepthook = excepthook
         for name, value in saved.items():
             if value is None:
                 os.environ.pop(name, None)
@@ -378,9 +396,6 @@ class _Exit(click.ClickException):
         self.exit_code = exit_code
 
 
-QUIET_LOGGERS = ("apache_beam", "absl", "mediapipe", "tensorflow", "h5py", "matplotlib", "PIL", "urllib3")
-
-
 @click.group(cls=_Main)
 @click.option("-v", "--verbose", count=True,
               help="Show third-party warnings and native log lines (MediaPipe, TensorFlow Lite, Beam); -vv: "
@@ -397,6 +412,7 @@ def main(verbose: int = 0) -> None:
         os.environ.setdefault("GLOG_minloglevel", "2")   # MediaPipe's native logger, before it loads
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
         logging.getLogger().setLevel(logging.ERROR)      # third-party warnings (Beam, absl)
+        logging.getLogger("apache_beam").setLevel(logging.CRITICAL)  # a failed run is reported in one line
         logging.captureWarnings(True)                    # Python warnings go to the 'py.warnings' logger
 
 

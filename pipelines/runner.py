@@ -270,17 +270,28 @@ def discard_partial(directory: str, keep: tuple[str, ...] = (), nested: tuple[st
 
 
 _WORKER_SITECUSTOMIZE = '''"""Written by pipelines.runner.quiet_worker_environment: a local worker process
-(FnApiRunner multi_processing) shows only errors and this project's progress lines."""
+(FnApiRunner multi_processing) shows only this project's lines (progress). Everything else
+it would write to stderr (Beam's start-up lines, native log lines, tracebacks of a failed
+bundle) goes to /dev/null: errors reach the launching process, which reports them in one
+line (all of it with -v)."""
 import logging
-import sys
+import os
 
 
 class _OnlyOurs(logging.Filter):
     def filter(self, record):
-        return record.levelno >= logging.ERROR or record.name.startswith("forgery")
+        return record.name.startswith("forgery")
 
 
-_handler = logging.StreamHandler(sys.stderr)
+try:
+    _stderr = os.fdopen(os.dup(2), "w", buffering=1)
+    _null = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(_null, 2)
+    os.close(_null)
+except OSError:
+    import sys
+    _stderr = sys.stderr
+_handler = logging.StreamHandler(_stderr)
 _handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
 _handler.addFilter(_OnlyOurs())
 logging.getLogger().addHandler(_handler)
