@@ -204,8 +204,23 @@ def read_frames(path: str, frames_per_video: int,
     require_regular_file(path)
     if media_kind(path) == "image":
         yield 0, read_image(path, limits)
-    else:
-        yield from read_video_frames(path, evenly_spaced(video_frame_count(path, limits), frames_per_video), limits)
+        return
+    header = video_frame_count(path, limits)
+    done: set[int] = set()
+    try:
+        for index, rgb in read_video_frames(path, evenly_spaced(header, frames_per_video), limits):
+            done.add(index)
+            yield index, rgb
+    except StreamEnded as ended:
+        # The header over-stated the frame count (a cut download, a wrong header): the plan
+        # is made again over the frames that exist, so the sample still spans the video.
+        plan = [i for i in evenly_spaced(ended.frames, frames_per_video) if i not in done]
+        missing = [plan[k] for k in evenly_spaced(len(plan), frames_per_video - len(done))]
+        if missing:
+            for index, rgb in read_video_frames(path, missing, limits):
+                yield index, rgb
+        raise StreamEnded(f"the header says {header} frames, the stream ends after {ended.frames}: "
+                          f"{len(done) + len(missing)} frames sampled from those", ended.frames) from None
 
 
 def _open_video(path: str, limits: DecodeLimits) -> cv2.VideoCapture:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import struct
 from collections import Counter
 from pathlib import Path
@@ -458,3 +459,36 @@ def test_nothing_usable_is_an_error_not_an_empty_success(shared_data, tmp_path):
     assert sorted(p.name for p in (out / "faces").iterdir()) == ["failures.parquet", "run.json", "shard-000000.tar",
                                                                 "shard-000001.tar", "units"]
     assert json.loads((out / "run.json").read_text())["state"] == "failed"
+
+
+def test_video_ids_of_colliding_names_are_unique_and_documented(catalogue_run):
+    paths, faces, _, _ = catalogue_run
+    video_of = {Path(f["path"]).relative_to(paths["zero_byte"].parent).as_posix(): f["video"] for f in faces}
+    assert video_of["clip.mp4"] == "clip-mp4" and video_of["clip.jpg"] == "clip-jpg"
+    assert video_of["clip.MP4"] == "clip-MP4"
+    nested, dashed = video_of["a/b.mp4"], video_of["a-b.mp4"]
+    assert nested != dashed and nested.startswith("a-b-mp4-") and dashed.startswith("a-b-mp4-")
+    assert video_of["x__y.jpg"] == "x_y-jpg"
+    assert all(re.fullmatch(r"[A-Za-z0-9_-]+", v) and "__" not in v for v in video_of.values())
+    keys = [f["key"] for f in faces]
+    assert len(set(keys)) == len(keys)
+
+
+def test_a_header_that_over_states_the_frame_count_is_not_trusted(shared_data, tmp_path):
+    """Cut at 40 %, the index still claims all 175 frames; 65 decode. The sample is planned
+    again over the 65, so it spans the video, and every label is a frame that exists."""
+    from landmarks.frames import StreamEnded, decodable_frame_count, video_frame_count
+    path = str(truncated_mp4_index_first(tmp_path, shared_data))
+    assert (video_frame_count(path), decodable_frame_count(path)) == (175, 65)
+    got = []
+    with pytest.raises(StreamEnded, match="the header says 175 frames, the stream ends after 65"):
+        for index, rgb in read_frames(path, 8):
+            got.append(index)
+    assert len(got) == len(set(got)) == 8 and max(got) == 64 and all(0 <= i < 65 for i in got)
+    assert sorted(got) == [0, 9, 25, 27, 37, 46, 50, 64]
+
+
+def test_truncated_video_row_says_what_was_sampled(catalogue_run):
+    paths, _, failures, _ = catalogue_run
+    row = next(r for r in failures if r["path"] == os.path.abspath(paths["truncated_mp4_index_first"]))
+    assert row["reason"] == "truncated" and "the header says 175 frames, the stream ends after 65" in row["detail"]
