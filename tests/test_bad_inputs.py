@@ -329,6 +329,62 @@ def truncated_jpeg(folder, data):
     return path
 
 
+def jpeg_missing_last_byte(folder, data):
+    """Found by cutting files at many points: a JPEG one byte short (no end marker) is
+    refused whole by OpenCV."""
+    path = folder / "one_byte_short.jpg"
+    path.write_bytes((data / GRACE).read_bytes()[:-1])
+    return path
+
+
+def _flipped(data_bytes: bytes, seed: int, flips: int = 20) -> bytes:
+    rng = np.random.default_rng(seed)
+    data = bytearray(data_bytes)
+    for k in rng.integers(0, len(data), flips):
+        data[k] = int(rng.integers(256))
+    return bytes(data)
+
+
+def png_bit_flips(folder, data):
+    """20 random bytes changed: PNG's checksums refuse it."""
+    path = folder / "flipped.png"
+    path.write_bytes(_flipped((data / ASTRONAUT).read_bytes(), 3))
+    return path
+
+
+def mp4_bit_flips(folder, data):
+    """20 random bytes changed in a face video: the decoder conceals the damage."""
+    path = folder / "flipped.mp4"
+    path.write_bytes(_flipped((data / "real_videos/liveportrait__d20.mp4").read_bytes(), 4))
+    return path
+
+
+def random_bytes_tiff(folder, data):
+    path = folder / "noise.tiff"
+    path.write_bytes(np.random.default_rng(5).integers(0, 256, 5000, dtype=np.uint8).tobytes())
+    return path
+
+
+def cmyk_jpeg(folder, data):
+    from PIL import Image
+    path = folder / "cmyk.jpg"
+    Image.open(data / GRACE).convert("CMYK").save(path, quality=90)
+    return path
+
+
+def sixteen_bit_png(folder, data):
+    path = folder / "deep.png"
+    cv2.imwrite(str(path), cv2.imread(str(data / ASTRONAUT)).astype(np.uint16) * 257)
+    return path
+
+
+def rgba_png(folder, data):
+    path = folder / "alpha.png"
+    bgr = cv2.imread(str(data / GRACE))
+    cv2.imwrite(str(path), np.dstack([bgr, np.full(bgr.shape[:2], 255, np.uint8)]))
+    return path
+
+
 READ_AS_ROOT = os.geteuid() == 0
 # builder -> expected outcome: ("samples", None) or ("failure", "stage/reason"), or both
 CATALOGUE = {
@@ -376,6 +432,13 @@ CATALOGUE = {
     png_bomb: {"failure": "decode/too_many_pixels"},
     jpeg_bomb: {"failure": "decode/too_many_pixels"},
     truncated_jpeg: {"failure": "decode/undecodable"},
+    jpeg_missing_last_byte: {"failure": "decode/undecodable"},
+    png_bit_flips: {"failure": "decode/undecodable"},
+    mp4_bit_flips: {"samples": True},
+    random_bytes_tiff: {"failure": "decode/undecodable"},
+    cmyk_jpeg: {"samples": True},
+    sixteen_bit_png: {"samples": True},
+    rgba_png: {"samples": True},
 }
 
 
