@@ -33,7 +33,7 @@ from pipelines.readers.ffpp import METHODS as FFPP_METHODS
 from pipelines.records import Source
 from pipelines.extract import INPUT_TIMEOUT_ENV
 from pipelines.failures import (FAIL_FAST_DIR, InputFailure, NothingUsableError, PipelineError, RunError,
-                                fail_fast_rows, reason_counts)
+                                fail_fast_rows, reason_counts, stop_if_fail_fast)
 from pipelines.runner import (RunSummary, discard_partial, finish_run, input_fingerprint, make_pipeline,
                               prepare_output, quiet_worker_environment, run_and_summarize, run_configuration)
 from pipelines.units import Unit, plan_units
@@ -203,9 +203,9 @@ def _worker_config(opts: dict, beam_args: list[str]) -> WorkerConfig:
 
 
 def _fail_fast_on_skipped(skipped: list[dict]) -> None:
-    if skipped:
-        first = skipped[0]
-        raise InputError(f"--fail-fast: {first['path']}: {first['stage']}/{first['reason']}: {first['detail']}")
+    """With --fail-fast, the first input a reader left out stops the run (InputFailure)."""
+    for row in skipped[:1]:
+        stop_if_fail_fast(row, True)
 
 
 def command_line(ctx: click.Context) -> str:

@@ -217,6 +217,10 @@ def prepare_output(directory: str, overwrite: bool, resume: bool = False, config
     files = files_below(directory, nested) if present else []
     record = read_run_record(directory) if present else None
     mine, other = owned_files(record, files)
+    if record is None and other and all(_matches(f, RUN_PATTERNS) or f in CARD_FILES for f in other):
+        raise OutputError(f"--output {directory} holds {len(other)} output files made without a run record "
+                          f"(run.json; an older version): it cannot be resumed or overwritten safely; delete it "
+                          f"or choose another --output")
     if other:
         raise OutputError(
             f"--output {directory} holds {len(other)} files that are not an earlier run's: {_listed(other)}; "

@@ -182,3 +182,21 @@ def test_ctrl_c_exits_130_with_one_line_and_no_temporary_folders(shared_data, tm
     left = sorted(str(p.relative_to(out)) for p in out.rglob("*"))
     assert not [p for p in left if "beam-temp" in p or ".tmp-" in p or p.endswith(".parquet")], left
     assert json.loads((out / "run.json").read_text())["state"] == "failed"
+
+
+def test_fail_fast_on_an_input_the_reader_left_out(photos, tmp_path):
+    (photos / "notes.txt").write_text("x")
+    result = extract(photos, tmp_path / "out", "--fail-fast")
+    assert result.exit_code == 1 and "--fail-fast: " in result.output
+    assert "notes.txt: read/unsupported_type" in result.output and not (tmp_path / "out").exists()
+
+
+def test_output_of_an_older_version_without_run_record_is_refused_clearly(photos, tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "shard-000000.tar").write_bytes(b"x")
+    (out / "faces.parquet").write_bytes(b"x")
+    for flag in ([], ["--resume"], ["--overwrite"]):
+        result = extract(photos, out, *flag)
+        assert result.exit_code == 2 and "without a run record" in result.output, result.output
+    assert sorted(p.name for p in out.iterdir()) == ["faces.parquet", "shard-000000.tar"]
