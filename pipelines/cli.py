@@ -246,6 +246,17 @@ def _dropped_by_table(directory: str) -> dict[str, int] | None:
         return None
 
 
+def _refuse_output_inside_input(input_dir: str | None, outputs: list[str]) -> None:
+    """An output inside the input folder would be read as input by the next run."""
+    if not input_dir or "://" in input_dir:
+        return
+    root = os.path.realpath(input_dir)
+    for directory in outputs:
+        if "://" not in directory and (os.path.realpath(directory) + os.sep).startswith(root + os.sep):
+            raise InputError(f"--output {directory} is inside --input {input_dir}: a later run would read the "
+                             f"outputs as inputs; choose an output folder outside it")
+
+
 def _run(ctx: click.Context, outputs: list[str], opts: dict, build: Callable[[beam.Pipeline], None],
          fail_fast: bool) -> RunSummary:
     """Prepare the output folders (refusing another run's or a user's files; the run's
@@ -255,6 +266,7 @@ def _run(ctx: click.Context, outputs: list[str], opts: dict, build: Callable[[be
     A run that fails or is interrupted removes its partial outputs except finished shards
     (kept for --resume) and its temporary folders, and raises a RunError (InputFailure
     for --fail-fast, from the row the worker left, not from exception text)."""
+    _refuse_output_inside_input(opts.get("input_dir"), outputs)
     config = _configuration(ctx, opts)
     _RUN_OUTPUTS[:] = outputs
     for directory in outputs:

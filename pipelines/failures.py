@@ -69,6 +69,8 @@ NO_NEIGHBOUR = _reason("pair", "no_neighbour", "no face of another video and ide
 SIZE_MISMATCH = _reason("pair", "size_mismatch", "a fake whose frame size differs from its original's")
 FRAME_COUNT_MISMATCH = _reason("pair", "frame_count_mismatch",
                                "a fake with fewer decodable frames than its original (used: the common frames)")
+ORIGINAL_UNUSABLE = _reason("pair", "original_unusable", "a fake whose original could not be read or decoded")
+NO_ORIGINAL_FACE = _reason("pair", "no_original_face", "a fake whose original has no usable face at the sampled frames")
 IDENTICAL_TO_ORIGINAL = _reason("pair", "identical_to_original", "a fake with the same bytes as its original")
 
 

@@ -22,8 +22,8 @@ from landmarks.frames import (DecodeError, DecodeLimits, DecodeTimeout, decodabl
                               frame_size, read_video_frames)
 from pipelines.config import CropConfig, WorkerConfig
 from pipelines.extract import FAILURES, decode_failure, dropped, faces_of_frame, input_limits, local_file
-from pipelines.failures import (FRAME_COUNT_MISMATCH, IDENTICAL_TO_ORIGINAL, MASK_FRAME_MISSING, SIZE_MISMATCH,
-                                TIMEOUT, UNDECODABLE)
+from pipelines.failures import (FRAME_COUNT_MISMATCH, IDENTICAL_TO_ORIGINAL, MASK_FRAME_MISSING, NO_ORIGINAL_FACE,
+                                ORIGINAL_UNUSABLE, SIZE_MISMATCH, TIMEOUT, UNDECODABLE)
 from pipelines.progress import Progress
 from pipelines.records import Face, Source
 from pipelines.worker import prepare_worker_process
@@ -98,6 +98,9 @@ class _ExtractForgeriesFn(beam.DoFn):
                 reason, detail = decode_failure(error, 0)
                 yield dropped(original.path, reason, detail=f"original of {len(fakes)} fakes: {detail}",
                               fail_fast=fail_fast)
+                for fake in fakes:
+                    yield dropped(fake.path, ORIGINAL_UNUSABLE, detail=f"{original.path}: {reason}",
+                                  fail_fast=fail_fast)
                 return
             usable = []
             for fake in fakes:
@@ -154,6 +157,10 @@ class _ExtractForgeriesFn(beam.DoFn):
                                       fail_fast=fail_fast)
                     return
             for fake in usable:
+                if not faces:
+                    yield dropped(fake.path, NO_ORIGINAL_FACE, detail=f"{original.path}: no face kept at the "
+                                  f"{len(indices)} sampled frames (see its rows)", fail_fast=fail_fast)
+                    continue
                 yield from self._fake_crops(fake, local[fake.path], faces, stack, limits)
 
     def _fake_crops(self, fake: Source, path: str, faces: dict[int, list[tuple[Face, np.ndarray]]],

@@ -18,7 +18,7 @@ from test_bad_inputs import write_video
 ORIGINALS = {"100": "real_videos/liveportrait__d0.mp4", "200": "real_videos/liveportrait__d12.mp4",
              "300": "real_videos/liveportrait__d20.mp4", "400": "real_videos/liveportrait__d11.mp4",
              "004": "real_videos/ffpp_c23__004.mp4"}
-SPLITS = {"train": [["100", "200"], ["300", "400"], ["004", "982"]]}
+SPLITS = {"train": [["100", "200"], ["300", "400"], ["004", "982"], ["500", "600"]]}
 
 
 def _frames(path: Path, count: int, size: tuple[int, int] | None = None) -> list:
@@ -55,6 +55,15 @@ def bad_pairs(shared_data, tmp_path_factory):
     paths["empty"].write_bytes(b"")
     paths["fifo"] = _fake(root, "Deepfakes", "400_300")
     os.mkfifo(paths["fifo"])
+    youtube = root / "original_sequences/youtube/c23/videos"
+    paths["empty_original"] = youtube / "500.mp4"
+    paths["empty_original"].write_bytes(b"")
+    paths["fake_of_empty_original"] = _fake(root, "Deepfakes", "500_600")
+    paths["fake_of_empty_original"].symlink_to(shared_data / "real_videos/liveportrait__d14.mp4")
+    grass = cv2.cvtColor(cv2.imread(str(shared_data / "no_face/face_alignment__grass.jpg")), cv2.COLOR_BGR2RGB)
+    paths["faceless_original"] = write_video(youtube / "600.mp4", [grass[:256, :256]] * 6)
+    paths["fake_of_faceless_original"] = write_video(_fake(root, "Deepfakes", "600_500"),
+                                                     [grass[:256, :256][::-1].copy()] * 6)
     output = tmp_path_factory.mktemp("out")
     result = CliRunner().invoke(main, ["run", "build_forgery_shards", "--input", str(root), "--output", str(output),
                                        "--frames-per-video", "3", "--size", "96"], catch_exceptions=False)
@@ -71,6 +80,10 @@ EXPECTED = {
     "empty": ("decode/undecodable", False),
     "fifo": ("read/not_regular_file", False),
     "good": (None, True),
+    "empty_original": ("decode/undecodable", False),
+    "fake_of_empty_original": ("pair/original_unusable", False),
+    "faceless_original": ("detect/no_face", False),
+    "fake_of_faceless_original": ("pair/no_original_face", False),
 }
 
 
@@ -82,13 +95,16 @@ def test_each_bad_pair_gets_its_row_and_the_others_their_samples(bad_pairs, case
     rows = {f"{r['stage']}/{r['reason']}" for r in failures if r["path"] == path}
     assert rows == ({reason} if reason else set()), rows
     video = f"{Path(path).parent.parent.parent.name}-{Path(path).stem}"
-    fakes = [r for r in index if r["kind"] == "manipulated" and r["video"] == video]
-    assert bool(fakes) == has_samples, (case, video)
+    if "original" in case and not case.startswith("fake"):
+        video = f"youtube-{Path(path).stem}"
+    samples = [r for r in index if r["video"] == video]
+    assert bool(samples) == has_samples, (case, video)
 
 
 def test_every_original_keeps_its_real_samples(bad_pairs):
     _, _, index, _, _ = bad_pairs
     assert {r["video"] for r in index if r["kind"] == "real"} == {f"youtube-{i}" for i in ORIGINALS}
+    # (500 is empty and 600 has no face: their rows are above)
 
 
 def test_fewer_frames_are_sampled_from_the_frames_both_have(bad_pairs):

@@ -200,3 +200,9 @@ def test_output_of_an_older_version_without_run_record_is_refused_clearly(photos
         result = extract(photos, out, *flag)
         assert result.exit_code == 2 and "without a run record" in result.output, result.output
     assert sorted(p.name for p in out.iterdir()) == ["faces.parquet", "shard-000000.tar"]
+
+
+def test_output_inside_the_input_is_refused(photos):
+    result = extract(photos, photos / "out")
+    assert result.exit_code == 2 and "is inside --input" in result.output
+    assert not (photos / "out").exists()
