@@ -158,10 +158,10 @@ def _delete(directory: str, relatives: list[str]) -> None:
                 os.unlink(path)
             except FileNotFoundError:
                 pass
-    for folder in sorted({os.path.dirname(p) for p in paths}, key=len, reverse=True):
-        if os.path.basename(folder).startswith("beam-temp-") and os.path.isdir(folder):
-            import shutil
-            shutil.rmtree(folder, ignore_errors=True)
+    import shutil
+
+    for top in sorted({r.split("/")[0] for r in relatives if "/" in r and r.startswith("beam-temp-")}):
+        shutil.rmtree(os.path.join(directory, top), ignore_errors=True)
 
 
 def _check_directory(directory: str) -> None:
@@ -217,7 +217,8 @@ def prepare_output(directory: str, overwrite: bool, resume: bool = False, config
     files = files_below(directory, nested) if present else []
     record = read_run_record(directory) if present else None
     mine, other = owned_files(record, files)
-    if record is None and other and all(_matches(f, RUN_PATTERNS) or f in CARD_FILES for f in other):
+    if record is None and any(_matches(f, RUN_PATTERNS) for f in other) \
+            and all(_matches(f, RUN_PATTERNS) or f in CARD_FILES for f in other):
         raise OutputError(f"--output {directory} holds {len(other)} output files made without a run record "
                           f"(run.json; an older version): it cannot be resumed or overwritten safely; delete it "
                           f"or choose another --output")
