@@ -172,18 +172,3 @@ def fail_fast_rows(folder: str) -> list[dict]:
             except (OSError, ValueError):
                 continue
     return sorted(rows, key=lambda r: (r["path"], r.get("frame", -1)))
-
-
-class ListedFailures:
-    """Failure rows made in the launching process (readers), counted for the summary."""
-
-    counts: Counter = Counter()
-
-    @classmethod
-    def add(cls, rows) -> None:
-        cls.counts.update(r["reason"] for r in rows)
-
-    @classmethod
-    def take(cls) -> Counter:
-        counts, cls.counts = cls.counts, Counter()
-        return counts
