@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from landmarks.frames import quiet_native_logs
 from landmarks.ibug68 import LEFT_EYE, RIGHT_EYE, mesh_to_ibug68
 
 MESH_INPUT = 256
@@ -22,8 +23,11 @@ _DETECTOR_FLOOR = 0.2
 _RETRY_PADDING = 0.5
 """When nothing is found, detect again with this fraction of the longer side added as a black
 border on every side: BlazeFace misses faces that fill the whole image (tight face crops)."""
-
-
+DETECT_MAX_SIDE = 1920
+"""Frames with a longer side are shrunk to it for the face detector only (BlazeFace
+full-range sees a 192 px square, so nothing it could find is lost); the face mesh still
+runs on a crop of the full frame. This bounds the detector's memory (a padded 19,000 px
+frame crashed MediaPipe) and time."""
 @dataclass(frozen=True)
 class DetectedFace:
     """One accepted face.
@@ -70,6 +74,17 @@ class DetectorConfig:
     max_eye_error: float = 0.25
 
 
+def _detector_input(rgb: np.ndarray) -> tuple[np.ndarray, float]:
+    """(frame for the detector, its scale relative to `rgb`): `rgb` itself, or a copy whose
+    longer side is DETECT_MAX_SIDE."""
+    longest = max(rgb.shape[:2])
+    if longest <= DETECT_MAX_SIDE:
+        return rgb, 1.0
+    scale = DETECT_MAX_SIDE / longest
+    size = (max(1, round(rgb.shape[1] * scale)), max(1, round(rgb.shape[0] * scale)))
+    return cv2.resize(rgb, size, interpolation=cv2.INTER_AREA), scale
+
+
 class FaceDetector:
     """Owns the MediaPipe graphs; create one per worker process (loading takes ~100 ms)."""
 
@@ -77,11 +92,16 @@ class FaceDetector:
         import mediapipe as mp  # imported here: heavy, and only workers need it
 
         self.config = config
-        self._detector = mp.solutions.face_detection.FaceDetection(
-            model_selection=1, min_detection_confidence=min(_DETECTOR_FLOOR, config.min_score))
-        self._mesh = mp.solutions.face_mesh.FaceMesh(
-            static_image_mode=True, max_num_faces=1, refine_landmarks=True,
-            min_detection_confidence=0.3)
+        with quiet_native_logs():  # graph set-up and the first run of each graph log at WARNING
+            self._detector = mp.solutions.face_detection.FaceDetection(
+                model_selection=1, min_detection_confidence=min(_DETECTOR_FLOOR, config.min_score))
+            self._mesh = mp.solutions.face_mesh.FaceMesh(
+                static_image_mode=True, max_num_faces=1, refine_landmarks=True,
+                min_detection_confidence=0.3)
+            blank = np.zeros((MESH_INPUT, MESH_INPUT, 3), np.uint8)
+            self._detector.process(blank)
+            self._mesh.process(blank)
+        self._mesh_quiet = False  # the mesh logs once more, at its first face: quiet until then
 
     def close(self) -> None:
         self._detector.close()
@@ -89,9 +109,12 @@ class FaceDetector:
 
     def detect(self, rgb: np.ndarray) -> tuple[list[DetectedFace], list[RejectedFace]]:
         """rgb: (H, W, 3) uint8. Returns accepted faces, largest first, and rejected ones."""
-        candidates = self._run_detector(rgb, padding=0)
+        small, scale = _detector_input(rgb)
+        candidates = self._run_detector(small, padding=0)
         if not candidates:
-            candidates = self._run_detector(rgb, padding=int(_RETRY_PADDING * max(rgb.shape[:2])))
+            candidates = self._run_detector(small, padding=int(_RETRY_PADDING * max(small.shape[:2])))
+        if scale != 1.0:
+            candidates = [(box / scale, score, eyes / scale) for box, score, eyes in candidates]
         candidates.sort(key=lambda c: -max(c[0][2] - c[0][0], c[0][3] - c[0][1]))
         if not self.config.all_faces:
             candidates = candidates[:1]
@@ -145,7 +168,12 @@ class FaceDetector:
                             [0, scale, MESH_INPUT / 2 - scale * centre[1]]], np.float32)
         crop = cv2.warpAffine(rgb, to_crop, (MESH_INPUT, MESH_INPUT), flags=cv2.INTER_LINEAR,
                               borderMode=cv2.BORDER_CONSTANT)
-        result = self._mesh.process(crop)
+        if self._mesh_quiet:
+            result = self._mesh.process(crop)
+        else:
+            with quiet_native_logs():
+                result = self._mesh.process(crop)
+            self._mesh_quiet = bool(result.multi_face_landmarks)
         if not result.multi_face_landmarks:
             return None
         points = result.multi_face_landmarks[0].landmark

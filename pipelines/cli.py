@@ -5,12 +5,15 @@ import logging
 import os
 import shlex
 import shutil
+import signal
 import tempfile
+import threading
 import uuid
 from dataclasses import replace
 from collections.abc import Callable
 
-import apache_beam as beam
+logging.getLogger().setLevel(logging.ERROR)  # Beam's import-time warnings ("apitools not found"); main() sets levels
+import apache_beam as beam  # noqa: E402 - after quieting the import-time warnings
 import click
 import cv2
 from apache_beam.io.filesystems import FileSystems
@@ -21,7 +24,7 @@ from blending.recipe import RECIPES, recipe
 from shards.faces import FACE_COMPRESSION
 from blending.color import COLOR_TRANSFERS
 from landmarks.detect import DetectorConfig
-from pipelines.build_bi_shards import BiShardsConfig, build_bi_shards
+from pipelines.build_bi_shards import BiShardsConfig, build_bi_shards  # noqa: E402
 from pipelines.build_forgery_shards import ForgeryShardsConfig, build_forgery_shards, group_by_original
 from pipelines.card import face_count, stored_crop_margin, write_dataset_card, write_faces_card
 from pipelines.config import CropConfig, OutputConfig, WorkerConfig
@@ -30,7 +33,11 @@ from pipelines.forgery import MaskOptions
 from pipelines.readers import READERS, InputError, Listing, ReaderOptions, demo_sources, read_sources
 from pipelines.readers.ffpp import METHODS as FFPP_METHODS
 from pipelines.records import Source
-from pipelines.runner import OutputExistsError, RunSummary, make_pipeline, prepare_output, run_and_summarize
+from pipelines.extract import INPUT_TIMEOUT_ENV
+from pipelines.failures import (FAIL_FAST_DIR, InputFailure, NothingUsableError, PipelineError, RunError,
+                                fail_fast_rows, reason_counts, stop_if_fail_fast)
+from pipelines.runner import (RunSummary, discard_partial, finish_run, input_fingerprint, make_pipeline,
+                              prepare_output, quiet_worker_environment, run_and_summarize, run_configuration)
 from pipelines.units import Unit, plan_units
 
 PASS_THROUGH = {"ignore_unknown_options": True, "allow_extra_args": True}
@@ -70,6 +77,10 @@ frame_options = _options(
     click.option("--min-score", type=click.FloatRange(0, 1), default=0.5, show_default=True,
                  help="Drop faces below this detector confidence."),
     click.option("--all-faces", is_flag=True, help="Keep every face of a frame, not only the largest."),
+    click.option("--input-timeout", type=click.FloatRange(0), default=1800.0, show_default=True,
+                 help="Seconds one input (a video or image, or an original with its fakes) may take to decode "
+                      "and detect; past it the input gets a decode/timeout row with the frames done so far "
+                      "kept, and the run goes on. 0: no limit."),
 )
 
 recipe_crop_options = _options(
@@ -202,9 +213,9 @@ def _worker_config(opts: dict, beam_args: list[str]) -> WorkerConfig:
 
 
 def _fail_fast_on_skipped(skipped: list[dict]) -> None:
-    if skipped:
-        first = skipped[0]
-        raise InputError(f"--fail-fast: {first['path']}: {first['stage']}/{first['reason']}: {first['detail']}")
+    """With --fail-fast, the first input a reader left out stops the run (InputFailure)."""
+    for row in skipped[:1]:
+        stop_if_fail_fast(row, True)
 
 
 def command_line(ctx: click.Context) -> str:
@@ -218,41 +229,157 @@ def command_line(ctx: click.Context) -> str:
     return shlex.join([*parts, *ctx.args])
 
 
+RUN_LOCAL_OPTIONS = ("overwrite", "resume", "fail_fast", "input_timeout", "output")
+"""Options that do not change what a run writes (not compared by --resume)."""
+
+
+def _configuration(ctx: click.Context, opts: dict) -> dict:
+    """The run's recorded configuration: inputs fingerprint, seed, options, version."""
+    inputs = opts.get("faces_dir") or opts.get("input_dir")
+    options = {k: v for k, v in sorted(opts.items()) if k not in RUN_LOCAL_OPTIONS}
+    return run_configuration(input_fingerprint(inputs), opts.get("seed"), options | {"pipeline": ctx.info_name})
+
+
+def _nested(directory: str, outputs: list[str]) -> tuple[str, ...]:
+    prefix = directory.rstrip("/") + "/"
+    return tuple(o[len(prefix):] for o in outputs if o.startswith(prefix))
+
+
+def _dropped_by_table(directory: str) -> dict[str, int] | None:
+    """Failure counts by reason from `directory`/failures.parquet (None if unreadable)."""
+    import pyarrow.parquet as pq
+
+    try:
+        with FileSystems.open(FileSystems.join(directory, "failures.parquet")) as stream:
+            return reason_counts(pq.read_table(stream, columns=["reason"]).to_pylist())
+    except Exception:  # noqa: BLE001 - a summary detail; the table's absence is reported elsewhere
+        return None
+
+
+def _refuse_output_inside_input(input_dir: str | None, outputs: list[str]) -> None:
+    """An output inside the input folder would be read as input by the next run."""
+    if not input_dir or "://" in input_dir:
+        return
+    root = os.path.realpath(input_dir)
+    for directory in outputs:
+        if "://" not in directory and (os.path.realpath(directory) + os.sep).startswith(root + os.sep):
+            raise InputError(f"--output {directory} is inside --input {input_dir}: a later run would read the "
+                             f"outputs as inputs; choose an output folder outside it")
+
+
 def _run(ctx: click.Context, outputs: list[str], opts: dict, build: Callable[[beam.Pipeline], None],
          workers: WorkerConfig) -> RunSummary:
-    """Prepare the output folders, run the pipeline `build` adds, print its summary."""
-    try:
-        for directory in outputs:
-            prepare_output(directory, opts["overwrite"], opts["resume"])
-    except OutputExistsError as error:
-        raise click.UsageError(str(error)) from error
+    """Prepare the output folders (refusing another run's or a user's files; the run's
+    configuration recorded in run.json), run the pipeline `build` adds, print its summary.
+
+    Every input gets `--input-timeout` (passed to the workers through the environment).
+    A run that fails or is interrupted removes its partial outputs except finished shards
+    (kept for --resume) and its temporary folders, and raises a RunError (InputFailure
+    for --fail-fast, from the row the worker left, not from exception text)."""
+    _refuse_output_inside_input(opts.get("input_dir"), outputs)
+    config = _configuration(ctx, opts)
+    _RUN_OUTPUTS[:] = outputs
+    for directory in outputs:
+        prepare_output(directory, opts["overwrite"], opts["resume"], config, _nested(directory, outputs))
+    marker = tempfile.mkdtemp(prefix="forgery-fail-fast-") if workers.fail_fast else None
     if workers.claims:
         os.makedirs(workers.claims)
+    quiet = None if os.environ.get("FORGERY_VERBOSE") else tempfile.mkdtemp(prefix="forgery-worker-")
+    environment = {INPUT_TIMEOUT_ENV: str(opts.get("input_timeout") or 0)} | ({FAIL_FAST_DIR: marker} if marker else {})
+    environment |= quiet_worker_environment(quiet) if quiet else {}
+    saved = {name: os.environ.get(name) for name in environment}
+    os.environ.update(environment)
+    excepthook = threading.excepthook
+    if quiet:   # a worker thread of the runner that dies with the run: reported below in one line
+        threading.excepthook = lambda args: None
+    interrupted = threading.Event()   # Beam wraps a KeyboardInterrupt raised inside a DoFn in its own error
+
+    def on_interrupt(signum, frame):
+        interrupted.set()
+        raise KeyboardInterrupt
+
+    on_main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGINT, on_interrupt) if on_main_thread else None
     try:
         summary = run_and_summarize(make_pipeline(ctx.args), build)
-    except Exception as error:  # noqa: BLE001 - Beam wraps worker exceptions in its own types
-        if workers.fail_fast and "InputFailure" in f"{type(error).__name__} {error}":
-            message = str(error).split("InputFailure: ")[-1].splitlines()[0]
-            raise click.ClickException(f"--fail-fast: {message}") from error
+    except BaseException as error:
+        for directory in outputs:
+            discard_partial(directory, nested=_nested(directory, outputs))
+        if interrupted.is_set():
+            raise KeyboardInterrupt from None
+        rows = fail_fast_rows(marker) if marker else []
+        if rows and not isinstance(error, KeyboardInterrupt):
+            raise InputFailure(rows[0]) from error
+        if isinstance(error, Exception) and not isinstance(error, RunError) and not os.environ.get("FORGERY_VERBOSE"):
+            raise PipelineError(f"the pipeline failed: {type(error).__name__}: "
+                                f"{str(error).strip().splitlines()[-1] if str(error).strip() else ''}") from error
         raise
     finally:
-        if workers.claims:
-            shutil.rmtree(workers.claims, ignore_errors=True)
+        if on_main_thread:
+            signal.signal(signal.SIGINT, previous)
+        threading.excepthook = excepthook
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        for folder in (marker, quiet, workers.claims):
+            if folder:
+                shutil.rmtree(folder, ignore_errors=True)
+    dropped = _dropped_by_table(outputs[0])
+    if dropped is not None:
+        summary.counters = {k: v for k, v in summary.counters.items() if not k.startswith("dropped/")} | \
+            {f"dropped/{reason}": count for reason, count in dropped.items()}
     click.echo("\n".join(summary.lines()))
     return summary
 
 
+_RUN_OUTPUTS: list[str] = []
+"""The output folders of the run in progress (set by `_run`)."""
+
+
+def _fail_run(directories: list[str], error: RunError, keep: tuple[str, ...] = ("failures.parquet",)) -> RunError:
+    """Discard the partial outputs of a run that finished without a usable result, in
+    `directories` and every other output folder of the run (keeping the failures tables,
+    which say why), and return `error` to raise."""
+    directories = list(dict.fromkeys([*directories, *_RUN_OUTPUTS]))
+    for directory in directories:
+        discard_partial(directory, keep=keep, nested=_nested(directory, directories))
+    return error
+
+
+def _reasons(directory: str) -> str:
+    counts = _dropped_by_table(directory) or {}
+    return ", ".join(f"{reason} {count}" for reason, count in counts.items()) or "none recorded"
+
+
 def _faces_card(ctx: click.Context, config: FacesConfig) -> None:
     if face_count(config.directory) == 0:
-        raise click.ClickException(f"no usable face in the input (see {config.directory}/failures.parquet)")
+        raise _fail_run([config.directory], NothingUsableError(
+            f"no usable face in the input; failures by reason: {_reasons(config.directory)} "
+            f"(see {config.directory}/failures.parquet)"))
     write_faces_card(config.directory, config, command_line(ctx))
+    finish_run(config.directory)
     click.echo(f"face shards: {config.directory} (faces.parquet, neighbours.parquet, README.md)")
 
 
 def _samples_card(ctx: click.Context, directory: str, title: str, config, faces: int | None = None) -> None:
-    stats = write_dataset_card(directory, title, config, command_line(ctx), faces)
-    if stats["samples"] == 0:
-        raise click.ClickException("no samples were written: no usable face in the input (see failures.parquet)")
+    import pyarrow.parquet as pq
+
+    with FileSystems.open(FileSystems.join(directory, "index.parquet")) as stream:
+        kinds = pq.read_table(stream, columns=["kind"]).column("kind").to_pylist()
+    nested = tuple(d for d in (FACES_SUBFOLDER,) if FileSystems.exists(FileSystems.join(directory, d, "run.json")))
+    if not kinds:
+        raise _fail_run([directory], NothingUsableError(
+            f"no samples were written: no usable face in the input; failures by reason: {_reasons(directory)} "
+            f"(see {directory}/failures.parquet)"))
+    if isinstance(config, BiShardsConfig) and config.fakes_per_real > 0 and "blended" not in kinds:
+        raise _fail_run([directory], NothingUsableError(
+            f"no blended sample was written ({len(kinds)} real samples): no face has a neighbour of another "
+            f"video and identity in its split; failures by reason: {_reasons(directory)} "
+            f"(see {directory}/failures.parquet)"))
+    write_dataset_card(directory, title, config, command_line(ctx), faces)
+    finish_run(directory, nested)
     click.echo(f"dataset card: {directory}/README.md, stats.json, preview.png")
 
 
@@ -271,12 +398,46 @@ class _Main(click.Group):
             return getattr(trainer_cli, self._TRAINER_COMMANDS[name])
         return super().get_command(ctx, name)
 
+    def invoke(self, ctx: click.Context):
+        """Run-level errors (`pipelines.failures.RunError` and its types) become one line
+        and their exit status; Ctrl-C one line and status 130."""
+        try:
+            return super().invoke(ctx)
+        except InputFailure as error:
+            raise _Exit(f"--fail-fast: {error}", error.exit_code) from error
+        except RunError as error:
+            raise _Exit(str(error), error.exit_code) from error
+        except KeyboardInterrupt:
+            raise _Exit("interrupted (Ctrl-C); finished shards are kept: rerun with --resume to complete the run",
+                        130) from None
+
+
+class _Exit(click.ClickException):
+    """A one-line error with its exit status."""
+
+    def __init__(self, message: str, exit_code: int):
+        super().__init__(message)
+        self.exit_code = exit_code
+
 
 @click.group(cls=_Main)
-def main() -> None:
+@click.option("-v", "--verbose", count=True,
+              help="Show third-party warnings and native log lines (MediaPipe, TensorFlow Lite, Beam); -vv: "
+                   "Beam's INFO lines too.")
+def main(verbose: int = 0) -> None:
     """Face-forgery detection datasets: build training shards, train detectors."""
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    logging.getLogger("forgery").setLevel(logging.INFO)  # progress lines; Beam's own stay at WARNING
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s", force=True)
+    logging.getLogger("forgery").setLevel(logging.INFO)  # progress lines
+    if verbose:
+        os.environ["FORGERY_VERBOSE"] = "1"   # read by landmarks.detect in every worker process
+        logging.getLogger().setLevel(logging.INFO if verbose > 1 else logging.WARNING)
+    else:
+        os.environ.pop("FORGERY_VERBOSE", None)
+        os.environ.setdefault("GLOG_minloglevel", "2")   # MediaPipe's native logger, before it loads
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        logging.getLogger().setLevel(logging.ERROR)      # third-party warnings (Beam, absl)
+        logging.getLogger("apache_beam").setLevel(logging.CRITICAL)  # a failed run is reported in one line
+        logging.captureWarnings(True)                    # Python warnings go to the 'py.warnings' logger
 
 
 @main.group()

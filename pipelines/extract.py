@@ -9,24 +9,29 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import tempfile
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
 import apache_beam as beam
+import cv2
 import numpy as np
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 
 from landmarks.align import align_detected
 from landmarks.detect import FaceDetector
-from landmarks.frames import DecodeError, media_kind, read_frames
+from landmarks.frames import (DecodeError, DecodeLimits, DecodeTimeout, FileTooLarge, NotRegularFile, TooManyPixels,
+                              media_kind, read_frames, require_regular_file)
 from pipelines.config import CropConfig, WorkerConfig
+from pipelines.failures import (FILE_TOO_LARGE, NOT_REGULAR_FILE, TIMEOUT, TOO_MANY_PIXELS, TRUNCATED, UNDECODABLE,
+                                UNREADABLE, UNSUPPORTED_TYPE, InputFailure, Reason, failure_row, reason_of,
+                                stop_if_fail_fast)
 from pipelines.progress import Progress
-from pipelines.records import Source, failure
 from pipelines.lanes import Lane, claim
+from pipelines.records import Source
 from pipelines.units import Unit
 from pipelines.worker import prepare_worker_process
 from pipelines.write import AtomicFile, write_atomically
@@ -41,65 +46,100 @@ UNIT_RECORDS = "units"
 """Folder of the unit records, beside the face shards."""
 
 
-class InputFailure(Exception):
-    """Raised instead of writing a failure row when the run is --fail-fast."""
+INPUT_TIMEOUT_ENV = "FORGERY_INPUT_TIMEOUT"
+"""Seconds one input may take to decode (`--input-timeout`, set by the launcher for its
+worker processes); unset or 0: no limit."""
 
 
-def count_dropped(path: str, stage: str, reason: str, frame: int = -1, detail: str = "",
+def input_limits(timeout: float | None = None) -> DecodeLimits:
+    """Decoding limits of one input starting now: the pixel and byte bounds, and a deadline
+    `timeout` seconds away (default: $FORGERY_INPUT_TIMEOUT)."""
+    if timeout is None:
+        try:
+            timeout = float(os.environ.get(INPUT_TIMEOUT_ENV) or 0)
+        except ValueError:
+            timeout = 0.0
+    return DecodeLimits(deadline=time.monotonic() + timeout if timeout > 0 else None)
+
+
+def count_dropped(path: str, stage: str | Reason, reason: str | None = None, frame: int = -1, detail: str = "",
                   fail_fast: bool = False) -> dict:
-    """A failure row, counted as Beam counter `dropped/<reason>`; with `fail_fast`, an
-    InputFailure instead."""
-    Metrics.counter("dropped", reason).inc()
-    if fail_fast:
-        raise InputFailure(f"{path}: {stage}/{reason}" + (f" at frame {frame}" if frame >= 0 else "")
-                           + (f": {detail}" if detail else ""))
-    return failure(path, stage, reason, frame, detail)
+    """A failure row for `reason` (a `pipelines.failures.Reason`, or its stage and name),
+    counted as Beam counter `dropped/<reason>`; with `fail_fast`, an InputFailure instead."""
+    why = reason_of(stage, reason)
+    Metrics.counter("dropped", why.name).inc()
+    return stop_if_fail_fast(failure_row(path, why, frame, detail), fail_fast)
 
 
-def dropped(path: str, stage: str, reason: str, frame: int = -1, detail: str = "", fail_fast: bool = False):
+def dropped(path: str, stage: str | Reason, reason: str | None = None, frame: int = -1, detail: str = "",
+            fail_fast: bool = False):
     """`count_dropped` as a row on the FAILURES output."""
     return beam.pvalue.TaggedOutput(FAILURES, count_dropped(path, stage, reason, frame, detail, fail_fast))
 
 
 @contextmanager
-def local_file(path: str):
+def local_file(path: str, limits: DecodeLimits | None = None):
     """A local path for `path`: itself when local, else a temporary copy (OpenCV reads
-    only local files)."""
+    only local files). A local path must be a regular file (NotRegularFile otherwise: a
+    FIFO or device is never opened)."""
     if "://" not in path:
+        require_regular_file(path)
         yield path
         return
     suffix = os.path.splitext(path)[1]
     with tempfile.NamedTemporaryFile(suffix=suffix) as copy:
         with FileSystems.open(path) as remote:
-            shutil.copyfileobj(remote, copy)
+            while chunk := remote.read(1 << 20):
+                copy.write(chunk)
+                if limits is not None:
+                    limits.check_time("copying the remote file")
         copy.flush()
         yield copy.name
 
 
-def source_frames(source: Source, frames_per_video: int, fail_fast: bool) -> Iterator[tuple[int, np.ndarray] | dict]:
+def decode_failure(error: Exception, decoded: int) -> tuple[Reason, str]:
+    """The reason and detail of an error raised while opening or decoding an input, after
+    `decoded` frames."""
+    if isinstance(error, DecodeTimeout):
+        return TIMEOUT, f"{error}; {decoded} frames decoded"
+    if isinstance(error, TooManyPixels):
+        return TOO_MANY_PIXELS, str(error)
+    if isinstance(error, NotRegularFile):
+        return NOT_REGULAR_FILE, str(error)
+    if isinstance(error, FileTooLarge):
+        return FILE_TOO_LARGE, str(error)
+    if isinstance(error, DecodeError):
+        return (TRUNCATED if decoded else UNDECODABLE), str(error)
+    return UNREADABLE, f"{type(error).__name__}: {error}"
+
+
+def source_frames(source: Source, frames_per_video: int, fail_fast: bool,
+                  limits: DecodeLimits | None = None) -> Iterator[tuple[int, np.ndarray] | dict]:
     """(frame index, (H, W, 3) uint8 RGB) of a source's sampled frames, and a failure row
-    (dict) where the source cannot be read or decoded (after the frames that could be)."""
+    (dict) where the source cannot be read or decoded (after the frames that could be).
+
+    Decoding is bounded (`limits`, default `input_limits()` from now): only regular files
+    are opened, images by bytes and pixels, and the input's time limit is checked between
+    frames, so a pathological input ends in a row and the run goes on."""
     if media_kind(source.path) is None:
-        yield count_dropped(source.path, "read", "unsupported_type", detail="not a video or image extension",
+        yield count_dropped(source.path, UNSUPPORTED_TYPE, detail="not a video or image extension",
                             fail_fast=fail_fast)
         return
     if "://" not in source.path and not os.access(source.path, os.R_OK):
-        yield count_dropped(source.path, "read", "unreadable", detail="no read permission, or a dangling link",
+        yield count_dropped(source.path, UNREADABLE, detail="no read permission, or a dangling link",
                             fail_fast=fail_fast)
         return
+    limits = input_limits() if limits is None else limits
     decoded = 0
     try:
-        with local_file(source.path) as path:
-            for item in read_frames(path, frames_per_video):
+        with local_file(source.path, limits) as path:
+            for item in read_frames(path, frames_per_video, limits):
                 decoded += 1
                 Metrics.counter("frames", "decoded").inc()
                 yield item
-    except DecodeError as error:
-        yield count_dropped(source.path, "decode", "truncated" if decoded else "undecodable", detail=str(error),
-                            fail_fast=fail_fast)
-    except OSError as error:
-        yield count_dropped(source.path, "read", "unreadable", detail=f"{type(error).__name__}: {error}",
-                            fail_fast=fail_fast)
+    except (DecodeError, OSError, cv2.error, MemoryError) as error:
+        reason, detail = decode_failure(error, decoded)
+        yield count_dropped(source.path, reason, detail=detail, fail_fast=fail_fast)
 
 
 @dataclass(frozen=True)

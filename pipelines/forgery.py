@@ -11,15 +11,19 @@ from contextlib import ExitStack
 from dataclasses import dataclass, replace
 
 import apache_beam as beam
+import cv2
 import numpy as np
 from apache_beam.metrics import Metrics
 
 from blending.masks import difference_mask, official_mask
 from landmarks.align import warp_crop
 from landmarks.detect import FaceDetector
-from landmarks.frames import DecodeError, evenly_spaced, read_video_frames, video_frame_count
+from landmarks.frames import (DecodeError, DecodeLimits, DecodeTimeout, decodable_frame_count, evenly_spaced,
+                              frame_size, read_video_frames)
 from pipelines.config import CropConfig, WorkerConfig
-from pipelines.extract import FAILURES, dropped, faces_of_frame, local_file
+from pipelines.extract import FAILURES, decode_failure, dropped, faces_of_frame, input_limits, local_file
+from pipelines.failures import (FRAME_COUNT_MISMATCH, IDENTICAL_TO_ORIGINAL, MASK_FRAME_MISSING, NO_ORIGINAL_FACE,
+                                ORIGINAL_UNUSABLE, SIZE_MISMATCH, TIMEOUT, UNDECODABLE)
 from pipelines.progress import Progress
 from pipelines.records import Face, Source
 from pipelines.worker import prepare_worker_process
@@ -79,50 +83,104 @@ class _ExtractForgeriesFn(beam.DoFn):
         self._progress.update(inputs=1)
 
     def _process(self, group: tuple[Source, list[Source]]):
+        """Check the pair first (regular files, same bytes, frame size, frames that really
+        decode), then read the original and each usable fake at the same frames. The whole
+        group shares one --input-timeout."""
         original, fakes = group
+        limits = input_limits()
+        fail_fast = self._fail_fast
         with ExitStack() as stack:
             try:
-                local = {s.path: stack.enter_context(local_file(s.path)) for s in (original, *fakes)}
-                counts = {path: video_frame_count(p) for path, p in local.items()}
-            except (DecodeError, OSError) as error:
-                yield dropped(original.path, "decode", "undecodable", detail=f"group of {original.path}: {error}",
-                              fail_fast=self._fail_fast)
+                local = {original.path: stack.enter_context(local_file(original.path, limits))}
+                size = frame_size(local[original.path], limits)
+                counts = {original.path: decodable_frame_count(local[original.path], limits)}
+            except (DecodeError, OSError, cv2.error) as error:
+                reason, detail = decode_failure(error, 0)
+                yield dropped(original.path, reason, detail=f"original of {len(fakes)} fakes: {detail}",
+                              fail_fast=fail_fast)
+                for fake in fakes:
+                    yield dropped(fake.path, ORIGINAL_UNUSABLE, detail=f"{original.path}: {reason}",
+                                  fail_fast=fail_fast)
                 return
-            indices = evenly_spaced(min(counts.values()), self._crops.frames_per_video)
+            usable = []
+            for fake in fakes:
+                try:
+                    local[fake.path] = stack.enter_context(local_file(fake.path, limits))
+                    if _same_bytes(local[original.path], local[fake.path]):
+                        yield dropped(fake.path, IDENTICAL_TO_ORIGINAL, detail=f"same bytes as {original.path}",
+                                      fail_fast=fail_fast)
+                        continue
+                    fake_size = frame_size(local[fake.path], limits)
+                    if fake_size != size:
+                        yield dropped(fake.path, SIZE_MISMATCH,
+                                      detail=f"fake {fake_size[0]}x{fake_size[1]}, original {size[0]}x{size[1]}: "
+                                             f"its crops would not align with the original's",
+                                      fail_fast=fail_fast)
+                        continue
+                    counts[fake.path] = decodable_frame_count(local[fake.path], limits)
+                except (DecodeError, OSError, cv2.error) as error:
+                    reason, detail = decode_failure(error, 0)
+                    yield dropped(fake.path, reason, detail=detail, fail_fast=fail_fast)
+                    continue
+                if counts[fake.path] == 0:
+                    yield dropped(fake.path, UNDECODABLE, detail="no frame decodes", fail_fast=fail_fast)
+                    continue
+                if counts[fake.path] != counts[original.path]:
+                    yield dropped(fake.path, FRAME_COUNT_MISMATCH,
+                                  detail=f"fake {counts[fake.path]} decodable frames, original "
+                                         f"{counts[original.path]}: only the first "
+                                         f"{min(counts[fake.path], counts[original.path])} are sampled",
+                                  fail_fast=fail_fast)
+                usable.append(fake)
+            indices = evenly_spaced(min(counts[p] for p in (original.path, *(f.path for f in usable))),
+                                    self._crops.frames_per_video)
             faces: dict[int, list[tuple[Face, np.ndarray]]] = {}  # frame -> original faces, their crops
+            decoded = 0
             try:
-                for index, rgb in read_video_frames(local[original.path], indices):
+                for index, rgb in read_video_frames(local[original.path], indices, limits):
+                    decoded += 1
                     Metrics.counter("frames", "decoded").inc()
                     for found in faces_of_frame(self._detector, original, index, rgb, self._crops.size,
-                                                self._crops.margin, self._fail_fast):
+                                                self._crops.margin, fail_fast):
                         if isinstance(found, dict):
                             yield beam.pvalue.TaggedOutput(FAILURES, found)
                             continue
                         face = Face(found.record, original, encode_png(found.crop))
                         faces.setdefault(index, []).append((face, found.crop))
                         yield face
-            except DecodeError as error:
-                yield dropped(original.path, "decode", "truncated" if faces else "undecodable", detail=str(error),
-                              fail_fast=self._fail_fast)
-            for fake in fakes:
-                yield from self._fake_crops(fake, local[fake.path], faces, stack)
+            except (DecodeError, cv2.error) as error:
+                reason, detail = decode_failure(error, decoded)
+                yield dropped(original.path, reason, detail=detail, fail_fast=fail_fast)
+                if isinstance(error, DecodeTimeout):
+                    for fake in usable:
+                        yield dropped(fake.path, TIMEOUT, detail="the group's time went to its original",
+                                      fail_fast=fail_fast)
+                    return
+            for fake in usable:
+                if not faces:
+                    yield dropped(fake.path, NO_ORIGINAL_FACE, detail=f"{original.path}: no face kept at the "
+                                  f"{len(indices)} sampled frames (see its rows)", fail_fast=fail_fast)
+                    continue
+                yield from self._fake_crops(fake, local[fake.path], faces, stack, limits)
 
     def _fake_crops(self, fake: Source, path: str, faces: dict[int, list[tuple[Face, np.ndarray]]],
-                    stack: ExitStack):
+                    stack: ExitStack, limits: DecodeLimits):
         indices = sorted(faces)
         use_official = self._masks.source == "official" and bool(fake.mask)
         size = self._crops.size
-        masks = (read_video_frames(stack.enter_context(local_file(fake.mask)), indices)
-                 if use_official else None)
         scale = size / 256
+        done = 0
         try:
-            for index, rgb in read_video_frames(path, indices):
+            masks = (read_video_frames(stack.enter_context(local_file(fake.mask, limits)), indices, limits)
+                     if use_official else None)
+            for index, rgb in read_video_frames(path, indices, limits):
+                done += 1
                 mask_frame = None
                 if masks is not None:
                     mask_index, mask_frame = next(masks)
                     if mask_index != index:
-                        yield dropped(fake.mask, "decode", "mask_frame_missing", index,
-                                      f"mask video gave frame {mask_index} instead", self._fail_fast)
+                        yield dropped(fake.mask, MASK_FRAME_MISSING, frame=index,
+                                      detail=f"mask video gave frame {mask_index} instead", fail_fast=self._fail_fast)
                         continue
                 for original, original_crop in faces[index]:
                     matrix = original.record.matrix
@@ -138,9 +196,29 @@ class _ExtractForgeriesFn(beam.DoFn):
                                      identity=fake.identity, split=fake.split, path=fake.path)
                     yield ForgeryCrop(Face(record, fake, encode_png(crop)), mask,
                                       "official" if use_official else "diff", original.key)
-        except (DecodeError, StopIteration) as error:
-            yield dropped(fake.path, "decode", "truncated", detail=f"{type(error).__name__}: {error}",
+        except StopIteration as error:
+            yield dropped(fake.mask, MASK_FRAME_MISSING, detail=f"the mask video ended early: {error}",
                           fail_fast=self._fail_fast)
+        except (DecodeError, OSError, cv2.error) as error:
+            reason, detail = decode_failure(error, done)
+            yield dropped(fake.path, reason, detail=detail, fail_fast=self._fail_fast)
+
+
+def _same_bytes(a: str, b: str) -> bool:
+    """Whether two local files hold the same bytes (sizes first, then a streamed compare)."""
+    import os
+
+    if os.path.realpath(a) == os.path.realpath(b):
+        return True
+    if os.path.getsize(a) != os.path.getsize(b):
+        return False
+    with open(a, "rb") as first, open(b, "rb") as second:
+        while True:
+            x, y = first.read(1 << 20), second.read(1 << 20)
+            if x != y:
+                return False
+            if not x:
+                return True
 
 
 class ExtractForgeries(beam.PTransform):

@@ -3,7 +3,9 @@ reason) with counters; the run still succeeds and says what it dropped. Each inp
 built by its own builder; one pipeline run covers them all."""
 from __future__ import annotations
 
+import json
 import os
+import re
 import struct
 from collections import Counter
 from pathlib import Path
@@ -139,8 +141,10 @@ def dangling_link(folder, data):
 
 
 def _copy_as(folder, data, source: str, name: str):
+    """A copy of a shared file under `name`, made distinct by trailing bytes (which
+    decoders ignore), so no two catalogue inputs have the same content."""
     path = folder / name
-    path.write_bytes((data / source).read_bytes())
+    path.write_bytes((data / source).read_bytes() + name.encode())
     return path
 
 
@@ -159,6 +163,226 @@ def leading_dash(folder, data):
 def symlink_loop(folder, data):
     (folder / "loop").symlink_to(folder, target_is_directory=True)
     return folder / "loop"
+
+
+def zero_byte_image(folder, data):
+    path = folder / "empty.jpg"
+    path.write_bytes(b"")
+    return path
+
+
+def fifo_named_video(folder, data):
+    """A FIFO never written to: opening it for reading would block forever."""
+    path = folder / "pipe.mp4"
+    os.mkfifo(path)
+    return path
+
+
+def fifo_named_image(folder, data):
+    path = folder / "pipe.jpg"
+    os.mkfifo(path)
+    return path
+
+
+def link_to_dev_zero(folder, data):
+    """Reading it never ends."""
+    path = folder / "zeros.jpg"
+    path.symlink_to("/dev/zero")
+    return path
+
+
+def _face_video(folder, data, name: str, source: str = GRACE, frames: int = 2):
+    return write_video(folder / name, [read_rgb(data / source)] * frames)
+
+
+def clip_video(folder, data):
+    """clip.mp4 beside clip.jpg and clip.MP4: three inputs, three video ids."""
+    return _face_video(folder, data, "clip.mp4")
+
+
+def clip_image(folder, data):
+    return _copy_as(folder, data, ASTRONAUT, "clip.jpg")
+
+
+def clip_upper_case(folder, data):
+    return _face_video(folder, data, "clip.MP4", ASTRONAUT, 4)
+
+
+def nested_a_b(folder, data):
+    """a/b.mp4 beside a-b.mp4: both map to 'a-b-mp4' and are told apart by a hash."""
+    (folder / "a").mkdir(exist_ok=True)
+    return _face_video(folder, data, "a/b.mp4", GRACE, 3)
+
+
+def dashed_a_b(folder, data):
+    return _face_video(folder, data, "a-b.mp4", ASTRONAUT, 5)
+
+
+def double_underscore_name(folder, data):
+    return _copy_as(folder, data, GRACE, "x__y.jpg")
+
+
+def quotes_and_newline(folder, data):
+    return _copy_as(folder, data, GRACE, "it's \"odd\"\nname.jpg")
+
+
+def very_long_name(folder, data):
+    return _copy_as(folder, data, ASTRONAUT, "long" * 60 + ".png")
+
+
+def folder_named_like_video(folder, data):
+    (folder / "album.mp4").mkdir()
+    return _copy_as(folder, data, GRACE, "album.mp4/inside.jpg")
+
+
+def linked_sub_folder(folder, data):
+    """A link to a folder outside the input: followed (it used to be skipped silently)."""
+    outside = folder.parent / f"{folder.name}-outside"
+    outside.mkdir()
+    _copy_as(outside, data, ASTRONAUT, "linked.png")
+    (folder / "linked").symlink_to(outside, target_is_directory=True)
+    return folder / "linked" / "linked.png"
+
+
+def link_to_file(folder, data):
+    outside = folder.parent / f"{folder.name}-file"
+    outside.mkdir()
+    target = _copy_as(outside, data, GRACE, "target.jpg")
+    path = folder / "link.jpg"
+    path.symlink_to(target)
+    return path
+
+
+def same_bytes_as_another(folder, data):
+    """The same photo under a second name would be a second 'identity' of one face (a
+    pixel-identical blend pair): left out, naming the one kept."""
+    first = _copy_as(folder, data, GRACE, "visage_é_ü_漢.jpg") if not (folder / "visage_é_ü_漢.jpg").exists() \
+        else folder / "visage_é_ü_漢.jpg"
+    path = folder / "zz_copy_of_visage.jpg"
+    path.write_bytes(first.read_bytes())
+    return path
+
+
+def text_file(folder, data):
+    path = folder / "notes.txt"
+    path.write_text("not media\n")
+    return path
+
+
+def hidden_system_file(folder, data):
+    path = folder / ".DS_Store"
+    path.write_bytes(b"\x00\x00\x00\x01Bud1" + bytes(100))
+    return path
+
+
+def jpeg_named_png(folder, data):
+    return _copy_as(folder, data, GRACE, "really_a_jpeg.png")
+
+
+def jpeg_named_mp4(folder, data):
+    return _copy_as(folder, data, GRACE, "photo_named.mp4")
+
+
+def wide_no_face_image(folder, data):
+    """20,000 px wide, no face: the padded retry of the detector used to crash MediaPipe."""
+    path = folder / "panorama.jpg"
+    cv2.imwrite(str(path), np.full((1000, 20000, 3), 90, np.uint8), [cv2.IMWRITE_JPEG_QUALITY, 50])
+    return path
+
+
+def huge_jpeg_with_face(folder, data):
+    """10,000 x 7,000 px (70 MP, above the 64 MP full-decode limit): decoded at half size."""
+    canvas = np.full((7000, 10000, 3), 200, np.uint8)
+    canvas[2000:5000, 3500:6500] = cv2.resize(cv2.imread(str(data / ASTRONAUT)), (3000, 3000))
+    path = folder / "huge.jpg"
+    cv2.imwrite(str(path), canvas, [cv2.IMWRITE_JPEG_QUALITY, 70])
+    return path
+
+
+def png_bomb(folder, data):
+    """A small PNG whose header claims 30,000 x 30,000 px: refused before decoding."""
+    import zlib
+    raw = struct.pack(">II", 30000, 30000) + bytes([8, 2, 0, 0, 0])
+    chunk = lambda kind, body: struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+    path = folder / "bomb.png"
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", raw) + chunk(b"IDAT", zlib.compress(bytes(1000)))
+                     + chunk(b"IEND", b""))
+    return path
+
+
+def jpeg_bomb(folder, data):
+    """A real JPEG whose frame header is patched to 65,000 x 65,000 px: even at 1/8 size
+    above the limit, refused before decoding."""
+    good = bytearray((data / GRACE).read_bytes())
+    sof = good.find(b"\xff\xc0")
+    good[sof + 5:sof + 9] = struct.pack(">HH", 65000, 65000)
+    path = folder / "bomb.jpg"
+    path.write_bytes(bytes(good))
+    return path
+
+
+def truncated_jpeg(folder, data):
+    """A partial download of a photo (three quarters of it): OpenCV refuses it whole."""
+    path = folder / "partial.jpg"
+    whole = (data / GRACE).read_bytes()
+    path.write_bytes(whole[: len(whole) * 3 // 4])
+    return path
+
+
+def jpeg_missing_last_byte(folder, data):
+    """Found by cutting files at many points: a JPEG one byte short (no end marker) is
+    refused whole by OpenCV."""
+    path = folder / "one_byte_short.jpg"
+    path.write_bytes((data / GRACE).read_bytes()[:-1])
+    return path
+
+
+def _flipped(data_bytes: bytes, seed: int, flips: int = 20) -> bytes:
+    rng = np.random.default_rng(seed)
+    data = bytearray(data_bytes)
+    for k in rng.integers(0, len(data), flips):
+        data[k] = int(rng.integers(256))
+    return bytes(data)
+
+
+def png_bit_flips(folder, data):
+    """20 random bytes changed: PNG's checksums refuse it."""
+    path = folder / "flipped.png"
+    path.write_bytes(_flipped((data / ASTRONAUT).read_bytes(), 3))
+    return path
+
+
+def mp4_bit_flips(folder, data):
+    """20 random bytes changed in a face video: the decoder conceals the damage."""
+    path = folder / "flipped.mp4"
+    path.write_bytes(_flipped((data / "real_videos/liveportrait__d20.mp4").read_bytes(), 4))
+    return path
+
+
+def random_bytes_tiff(folder, data):
+    path = folder / "noise.tiff"
+    path.write_bytes(np.random.default_rng(5).integers(0, 256, 5000, dtype=np.uint8).tobytes())
+    return path
+
+
+def cmyk_jpeg(folder, data):
+    from PIL import Image
+    path = folder / "cmyk.jpg"
+    Image.open(data / GRACE).convert("CMYK").save(path, quality=90)
+    return path
+
+
+def sixteen_bit_png(folder, data):
+    path = folder / "deep.png"
+    cv2.imwrite(str(path), cv2.imread(str(data / ASTRONAUT)).astype(np.uint16) * 257)
+    return path
+
+
+def rgba_png(folder, data):
+    path = folder / "alpha.png"
+    bgr = cv2.imread(str(data / GRACE))
+    cv2.imwrite(str(path), np.dstack([bgr, np.full(bgr.shape[:2], 255, np.uint8)]))
+    return path
 
 
 READ_AS_ROOT = os.geteuid() == 0
@@ -182,7 +406,39 @@ CATALOGUE = {
     name_with_spaces: {"samples": True},
     non_ascii_name: {"samples": True},
     leading_dash: {"samples": True},
-    symlink_loop: {},   # not an input: the loop is not followed, nothing is read twice
+    symlink_loop: {"failure": "read/link_loop"},   # the loop is not followed, nothing is read twice
+    zero_byte_image: {"failure": "decode/undecodable"},
+    fifo_named_video: {"failure": "read/not_regular_file"},
+    fifo_named_image: {"failure": "read/not_regular_file"},
+    link_to_dev_zero: {"failure": "read/not_regular_file"},
+    clip_video: {"samples": True},
+    clip_image: {"samples": True},
+    clip_upper_case: {"samples": True},
+    nested_a_b: {"samples": True},
+    dashed_a_b: {"samples": True},
+    double_underscore_name: {"samples": True},
+    quotes_and_newline: {"samples": True},
+    very_long_name: {"samples": True},
+    folder_named_like_video: {"samples": True},
+    linked_sub_folder: {"samples": True},
+    link_to_file: {"samples": True},
+    same_bytes_as_another: {"failure": "read/duplicate_content"},
+    text_file: {"failure": "read/unsupported_type"},
+    hidden_system_file: {"failure": "read/unsupported_type"},
+    jpeg_named_png: {"samples": True},
+    jpeg_named_mp4: {"samples": True},        # FFmpeg reads a JPEG as a one-frame video
+    wide_no_face_image: {"failure": "detect/no_face"},
+    huge_jpeg_with_face: {"samples": True},
+    png_bomb: {"failure": "decode/too_many_pixels"},
+    jpeg_bomb: {"failure": "decode/too_many_pixels"},
+    truncated_jpeg: {"failure": "decode/undecodable"},
+    jpeg_missing_last_byte: {"failure": "decode/undecodable"},
+    png_bit_flips: {"failure": "decode/undecodable"},
+    mp4_bit_flips: {"samples": True},
+    random_bytes_tiff: {"failure": "decode/undecodable"},
+    cmyk_jpeg: {"samples": True},
+    sixteen_bit_png: {"samples": True},
+    rgba_png: {"samples": True},
 }
 
 
@@ -195,7 +451,7 @@ def catalogue_run(shared_data, tmp_path_factory):
                                        "--frames-per-video", str(FRAMES), "--samples-per-shard", "50"],
                                 catch_exceptions=False)
     assert result.exit_code == 0, result.output
-    faces = pq.read_table(output / "faces.parquet").to_pylist()
+    faces = pq.read_table(output / "faces" / "faces.parquet").to_pylist()
     failures = pq.read_table(output / "failures.parquet").to_pylist()
     return paths, faces, failures, result.output
 
@@ -257,5 +513,45 @@ def test_nothing_usable_is_an_error_not_an_empty_success(shared_data, tmp_path):
     no_face_video(folder, shared_data)
     zero_byte(folder, shared_data)
     result = CliRunner().invoke(main, ["run", "build_bi_shards", "--input", str(folder), "--output", str(tmp_path / "out")])
-    assert result.exit_code == 1 and "no samples were written" in result.output
-    assert pq.read_table(tmp_path / "out" / "failures.parquet").num_rows == 4   # 3 no_face frames + the empty file
+    assert result.exit_code == 1 and "no usable face in the input" in result.output
+    assert "no_face 3, undecodable 1" in result.output and "Traceback" not in result.output
+    out = tmp_path / "out"
+    assert pq.read_table(out / "faces" / "failures.parquet").num_rows == 4   # 3 no_face frames + the empty file
+    # no table or card but the failures under a final name; the run record says it failed
+    assert sorted(p.name for p in out.iterdir()) == ["faces", "failures.parquet", "run.json"]
+    assert sorted(p.name for p in (out / "faces").iterdir()) == ["failures.parquet", "run.json", "shard-000000.tar",
+                                                                "shard-000001.tar", "units"]
+    assert json.loads((out / "run.json").read_text())["state"] == "failed"
+
+
+def test_video_ids_of_colliding_names_are_unique_and_documented(catalogue_run):
+    paths, faces, _, _ = catalogue_run
+    video_of = {Path(f["path"]).relative_to(paths["zero_byte"].parent).as_posix(): f["video"] for f in faces}
+    assert video_of["clip.mp4"] == "clip-mp4" and video_of["clip.jpg"] == "clip-jpg"
+    assert video_of["clip.MP4"] == "clip-MP4"
+    nested, dashed = video_of["a/b.mp4"], video_of["a-b.mp4"]
+    assert nested != dashed and nested.startswith("a-b-mp4-") and dashed.startswith("a-b-mp4-")
+    assert video_of["x__y.jpg"] == "x_y-jpg"
+    assert all(re.fullmatch(r"[A-Za-z0-9_-]+", v) and "__" not in v for v in video_of.values())
+    keys = [f["key"] for f in faces]
+    assert len(set(keys)) == len(keys)
+
+
+def test_a_header_that_over_states_the_frame_count_is_not_trusted(shared_data, tmp_path):
+    """Cut at 40 %, the index still claims all 175 frames; 65 decode. The sample is planned
+    again over the 65, so it spans the video, and every label is a frame that exists."""
+    from landmarks.frames import StreamEnded, decodable_frame_count, video_frame_count
+    path = str(truncated_mp4_index_first(tmp_path, shared_data))
+    assert (video_frame_count(path), decodable_frame_count(path)) == (175, 65)
+    got = []
+    with pytest.raises(StreamEnded, match="the header says 175 frames, the stream ends after 65"):
+        for index, rgb in read_frames(path, 8):
+            got.append(index)
+    assert len(got) == len(set(got)) == 8 and max(got) == 64 and all(0 <= i < 65 for i in got)
+    assert sorted(got) == [0, 9, 25, 27, 37, 46, 50, 64]
+
+
+def test_truncated_video_row_says_what_was_sampled(catalogue_run):
+    paths, _, failures, _ = catalogue_run
+    row = next(r for r in failures if r["path"] == os.path.abspath(paths["truncated_mp4_index_first"]))
+    assert row["reason"] == "truncated" and "the header says 175 frames, the stream ends after 65" in row["detail"]

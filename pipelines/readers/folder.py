@@ -1,13 +1,47 @@
 """The generic reader: any folder of videos and images (all real), and the embedded demo."""
 from __future__ import annotations
 
+import hashlib
 import os
+import re
 from pathlib import Path, PurePosixPath
 
 from landmarks.frames import media_kind
-from pipelines.readers.base import InputError, Listing, ReaderOptions, list_media
+from pipelines.readers.base import InputError, Listing, ReaderOptions, drop_duplicate_content, list_media
 from pipelines.records import Source
 from shards.keys import sanitize
+
+_OUTSIDE_KEY = re.compile(r"[^A-Za-z0-9_-]+")
+
+
+def video_id(relative: str) -> str:
+    """Key field of a file at `relative` (posix path below the input root): the path with
+    its extension, case preserved, every run of characters outside [A-Za-z0-9_-] (the
+    '/' and the '.' included) as one '-', and '__' (the key separator) as '_'.
+    'a/clip.MP4' -> 'a-clip-MP4'. Distinct paths can still meet ('a/b.mp4', 'a-b.mp4'):
+    `video_ids` tells them apart."""
+    return re.sub("_{2,}", "_", _OUTSIDE_KEY.sub("-", relative)).strip("-") or "x"
+
+
+def video_ids(relatives: list[str]) -> dict[str, str]:
+    """{relative path: video id}, unique by construction: paths whose `video_id` meets
+    another's each get '-' and 6 hex digits of a hash of their own relative path, which
+    depends on nothing else, so an id changes only when a colliding file is added."""
+    plain = {r: video_id(r) for r in relatives}
+    counts: dict[str, int] = {}
+    for vid in plain.values():
+        counts[vid] = counts.get(vid, 0) + 1
+    ids = {r: (f"{v}-{hashlib.blake2b(r.encode(), digest_size=3).hexdigest()}" if counts[v] > 1 else v)
+           for r, v in plain.items()}
+    taken: set[str] = set()
+    for r in sorted(ids):  # a hashed id that still meets another (vanishingly rare): longer hashes
+        vid, length = ids[r], 4
+        while vid in taken:
+            length += 1
+            vid = f"{plain[r]}-{hashlib.blake2b(r.encode(), digest_size=length).hexdigest()}"
+        ids[r] = vid
+        taken.add(vid)
+    return ids
 
 
 def list_remote_media(root: str) -> list[str]:
@@ -21,26 +55,36 @@ def read_folder(root: str, options: ReaderOptions) -> Listing:
     """Every video and image below `root` (a folder, or a URL Beam FileSystems can list) as
     a real source of split `options.split`.
 
-    video id: path relative to `root` without extension; identity: file stem or parent
-    folder name (see ReaderOptions).
+    video id: `video_ids` of the path relative to `root` (with its extension; unique);
+    identity: file stem or parent folder name (see ReaderOptions). Files with the same
+    bytes as an earlier one are left out (`read/duplicate_content`), as are links back
+    into folders already listed, non-regular files and other extensions (rows).
     """
     if options.split == "all":
         raise InputError("a plain folder has no splits: pass --split train|val|test to label it")
     if options.identity_from not in ("stem", "parent"):
         raise InputError(f"identity_from must be 'stem' or 'parent', got {options.identity_from!r}")
     remote = "://" in root
-    paths = list_remote_media(root) if remote else [os.path.abspath(p) for p in list_media(root)]
+    listing = Listing()
+    if remote:
+        paths = list_remote_media(root)
+    else:
+        media = list_media(root)
+        paths = [os.path.abspath(p) for p in media.paths]
+        listing.skipped.extend(media.skipped)
     if not paths:
-        raise InputError(f"no videos or images (by extension) found below {root}")
+        raise InputError(f"no videos or images (by extension) found below {root}"
+                         + (f" ({len(listing.skipped)} other entries)" if listing.skipped else ""))
     base = root.rstrip("/") if remote else os.path.abspath(root)
     dataset = sanitize(options.dataset or PurePosixPath(base.split("://")[-1]).name or "input")
-    sources = []
+    relatives = {path: path[len(base):].lstrip("/").replace(os.sep, "/") for path in paths}
+    ids = video_ids(list(relatives.values()))
     for path in paths:
-        relative = PurePosixPath(path[len(base):].lstrip("/"))
+        relative = PurePosixPath(relatives[path])
         identity = relative.parent.name if options.identity_from == "parent" else relative.stem
-        sources.append(Source(path=path, dataset=dataset, video=sanitize(relative.with_suffix("").as_posix().replace("/", "-")),
-                              identity=identity or relative.stem, split=options.split))
-    return Listing(sources)
+        listing.sources.append(Source(path=path, dataset=dataset, video=ids[relatives[path]],
+                                      identity=identity or relative.stem, split=options.split))
+    return drop_duplicate_content(listing)
 
 
 def demo_sources() -> list[Source]:

@@ -1,0 +1,174 @@
+"""Why something was left out, and the run-level errors: the one module that defines them.
+
+Inside a pipeline a failure is data: a row of `failures.parquet` made from a `Reason`
+(stage + name) by `failure_row`; nothing matches on exception text. A problem with the run
+as a whole (bad options, an output folder that cannot be used, nothing usable) is a
+`RunError` raised in the launching process; the `beam` command maps each type to a
+one-line message and an exit status.
+
+`--fail-fast` is read in one place, `stop_if_fail_fast`: the first failure row of a
+fail-fast run is written to the run's marker folder (so the launching process learns it
+even when the worker was another process or machine) and raised as `InputFailure`.
+"""
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from collections import Counter
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Reason:
+    """A failure reason: the stage it happened in and a snake_case name."""
+
+    stage: str
+    name: str
+    description: str = ""
+
+    def __str__(self) -> str:
+        return f"{self.stage}/{self.name}"
+
+
+REASONS: dict[str, Reason] = {}
+
+
+def _reason(stage: str, name: str, description: str) -> Reason:
+    reason = Reason(stage, name, description)
+    REASONS[str(reason)] = reason
+    return reason
+
+
+# read: listing and opening inputs
+UNSUPPORTED_TYPE = _reason("read", "unsupported_type", "not a video or image extension")
+UNREADABLE = _reason("read", "unreadable", "no read permission, a dangling link, or an I/O error")
+NOT_REGULAR_FILE = _reason("read", "not_regular_file", "a FIFO, device, socket or other non-regular file")
+LINK_LOOP = _reason("read", "link_loop", "a linked folder that leads back to a folder already listed")
+DUPLICATE_CONTENT = _reason("read", "duplicate_content", "the same bytes as another input (kept once)")
+FILE_TOO_LARGE = _reason("read", "file_too_large", "an image file larger than the byte limit")
+NOT_IN_ANY_SPLIT = _reason("read", "not_in_any_split", "FF++: id in none of the split files")
+ORIGINAL_MISSING = _reason("read", "original_missing", "a fake whose original video is absent")
+UNEXPECTED_NAME = _reason("read", "unexpected_name", "a dataset file not named as the dataset names it")
+IDENTITY_IN_TEST_SPLIT = _reason("read", "identity_in_test_split",
+                                 "Celeb-DF: a training video of an identity of the test split")
+# decode: turning bytes into frames
+UNDECODABLE = _reason("decode", "undecodable", "no frame could be decoded")
+TRUNCATED = _reason("decode", "truncated", "the stream ended before the header's frame count")
+TOO_MANY_PIXELS = _reason("decode", "too_many_pixels", "an image above the pixel limit")
+TIMEOUT = _reason("decode", "timeout", "the input took longer than --input-timeout")
+MASK_FRAME_MISSING = _reason("decode", "mask_frame_missing", "the mask video lacks a frame")
+# detect: faces in a frame
+NO_FACE = _reason("detect", "no_face", "no face detected in the frame")
+LOW_SCORE = _reason("detect", "low_score", "detector confidence below --min-score")
+FACE_TOO_SMALL = _reason("detect", "face_too_small", "face box below --min-face-size")
+NO_LANDMARKS = _reason("detect", "no_landmarks", "the face mesh found no face in the box")
+IMPLAUSIBLE_LANDMARKS = _reason("detect", "implausible_landmarks", "mesh eyes far from the detector's eyes")
+# pair: originals and fakes, blends
+NO_NEIGHBOUR = _reason("pair", "no_neighbour", "no face of another video and identity to blend with")
+SIZE_MISMATCH = _reason("pair", "size_mismatch", "a fake whose frame size differs from its original's")
+FRAME_COUNT_MISMATCH = _reason("pair", "frame_count_mismatch",
+                               "a fake with fewer decodable frames than its original (used: the common frames)")
+ORIGINAL_UNUSABLE = _reason("pair", "original_unusable", "a fake whose original could not be read or decoded")
+NO_ORIGINAL_FACE = _reason("pair", "no_original_face", "a fake whose original has no usable face at the sampled frames")
+IDENTICAL_TO_ORIGINAL = _reason("pair", "identical_to_original", "a fake with the same bytes as its original")
+
+
+def reason_of(stage: str | Reason, name: str | None = None) -> Reason:
+    """The Reason for `stage` given as a Reason, or as 'stage' + `name`; KeyError for an
+    unknown one (every reason is defined above)."""
+    if isinstance(stage, Reason):
+        return stage
+    return REASONS[f"{stage}/{name}"]
+
+
+def failure_row(path: str, reason: Reason, frame: int = -1, detail: str = "") -> dict:
+    """A row of the `failures` table."""
+    return {"path": path, "stage": reason.stage, "reason": reason.name, "frame": frame, "detail": detail}
+
+
+def reason_counts(rows) -> dict[str, int]:
+    """{reason name: rows} of failure rows, sorted by name."""
+    return dict(sorted(Counter(r["reason"] for r in rows).items()))
+
+
+# ---- run-level errors (launching process) --------------------------------------------
+
+class RunError(Exception):
+    """A problem with the run as a whole; `exit_code` is the command's exit status."""
+
+    exit_code = 1
+
+
+class InputError(RunError):
+    """The input location is missing, empty, or not in the expected layout; or the options
+    do not fit it."""
+
+    exit_code = 2
+
+
+class OutputError(RunError):
+    """The output location cannot be used: a file, read-only, or holding files that are
+    not this project's."""
+
+    exit_code = 2
+
+
+class OutputExistsError(OutputError):
+    """The output folder already holds a previous run's files (and neither --resume nor
+    --overwrite was given)."""
+
+
+class ResumeMismatchError(OutputError):
+    """--resume on an output made with other inputs, seed, options or version."""
+
+
+class NothingUsableError(RunError):
+    """The run finished but produced nothing usable (no face, no sample, no blend)."""
+
+
+class PipelineError(RunError):
+    """The pipeline failed for a reason other than an input (the cause is chained)."""
+
+
+class InputFailure(RunError):
+    """--fail-fast: the first input, frame or face that would have been dropped."""
+
+    def __init__(self, row: dict):
+        self.row = row
+        where = f" at frame {row['frame']}" if row.get("frame", -1) >= 0 else ""
+        detail = f": {row['detail']}" if row.get("detail") else ""
+        super().__init__(f"{row['path']}: {row['stage']}/{row['reason']}{where}{detail}")
+
+
+FAIL_FAST_DIR = "FORGERY_FAIL_FAST_DIR"
+"""Environment variable naming the folder where a fail-fast worker leaves its row."""
+
+
+def stop_if_fail_fast(row: dict, fail_fast: bool) -> dict:
+    """`row`, or with `fail_fast` an InputFailure for it (the row also left in the marker
+    folder of $FORGERY_FAIL_FAST_DIR when set, for the launching process)."""
+    if not fail_fast:
+        return row
+    folder = os.environ.get(FAIL_FAST_DIR)
+    if folder:
+        try:
+            os.makedirs(folder, exist_ok=True)
+            with open(os.path.join(folder, f"{uuid.uuid4().hex}.json"), "w") as stream:
+                json.dump(row, stream)
+        except OSError:
+            pass
+    raise InputFailure(row)
+
+
+def fail_fast_rows(folder: str) -> list[dict]:
+    """Rows fail-fast workers left in `folder`, sorted by path."""
+    rows = []
+    if os.path.isdir(folder):
+        for name in sorted(os.listdir(folder)):
+            try:
+                with open(os.path.join(folder, name)) as stream:
+                    rows.append(json.load(stream))
+            except (OSError, ValueError):
+                continue
+    return sorted(rows, key=lambda r: (r["path"], r.get("frame", -1)))

@@ -1,0 +1,208 @@
+"""Run-level outcomes: the run record (run.json) and what --resume and --overwrite do with
+it, output folders that cannot be used, runs that end without a usable result, the
+per-input time limit, Ctrl-C, fail-fast from worker processes, and quiet output. Each is
+one line and an exit status, never a traceback."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+from click.testing import CliRunner
+
+from pipelines.cli import main
+
+REPO = Path(__file__).resolve().parents[1]
+GRACE = "real_photos/grace_hopper/pypi_matplotlib__grace_hopper.jpg"
+ASTRONAUT = "real_photos/eileen_collins/pypi_skimage__astronaut.png"
+
+
+def invoke(*args: str):
+    return CliRunner().invoke(main, list(args))
+
+
+def extract(folder: Path, output: Path, *extra: str):
+    return invoke("run", "extract_faces", "--input", str(folder), "--output", str(output), *extra)
+
+
+@pytest.fixture
+def photos(shared_data, tmp_path) -> Path:
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "grace.jpg").write_bytes((shared_data / GRACE).read_bytes())
+    return folder
+
+
+def test_run_record_holds_the_configuration(photos, tmp_path):
+    result = extract(photos, tmp_path / "out", "--seed", "7")
+    assert result.exit_code == 0, result.output
+    record = json.loads((tmp_path / "out" / "run.json").read_text())
+    assert record["state"] == "complete"
+    config = record["config"]
+    assert config["seed"] == 7 and config["version"] and config["options"]["frames_per_video"] == 32
+    assert [f[0] for f in config["inputs"]["files"]] == ["grace.jpg"]
+    assert config["inputs"]["files"][0][1] == (photos / "grace.jpg").stat().st_size
+    assert {"README.md", "faces.parquet", "shard-000000.tar"} <= set(record["files"])
+
+
+@pytest.mark.parametrize("change, named", [
+    (lambda folder: ["--seed", "1"], "--seed 0 -> 1"),
+    (lambda folder: ["--frames-per-video", "8"], "--frames-per-video 32 -> 8"),
+    (lambda folder: (folder / "more.jpg").write_bytes(b"x") and [], "inputs: 1 added (e.g. more.jpg)"),
+    (lambda folder: (folder / "grace.jpg").write_bytes((folder / "grace.jpg").read_bytes() + b"\0") and [],
+     "inputs: 1 changed (e.g. grace.jpg)"),
+])
+def test_resume_refuses_another_configuration_naming_it(photos, tmp_path, change, named):
+    assert extract(photos, tmp_path / "out").exit_code == 0
+    before = sorted(p.name for p in (tmp_path / "out").iterdir())
+    extra = change(photos)
+    result = extract(photos, tmp_path / "out", "--resume", *extra)
+    assert result.exit_code == 2 and named in result.output, result.output
+    assert "Traceback" not in result.output
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == before      # nothing touched
+
+
+def test_overwrite_removes_only_the_runs_own_files(photos, tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "README.md").write_text("my notes\n")
+    refused = extract(photos, out)
+    assert refused.exit_code == 2 and "README.md" in refused.output and "not an earlier run's" in refused.output
+    refused = extract(photos, out, "--overwrite")
+    assert refused.exit_code == 2 and "README.md" in refused.output
+    assert (out / "README.md").read_text() == "my notes\n"
+
+    out = tmp_path / "out2"
+    assert extract(photos, out).exit_code == 0
+    (out / "notes.txt").write_text("mine")
+    refused = extract(photos, out, "--overwrite")
+    assert refused.exit_code == 2 and "notes.txt" in refused.output
+    (out / "notes.txt").unlink()
+    again = extract(photos, out, "--overwrite")
+    assert again.exit_code == 0, again.output
+    assert json.loads((out / "run.json").read_text())["state"] == "complete"
+
+
+def test_output_that_is_a_file_is_one_line(photos, tmp_path):
+    target = tmp_path / "file"
+    target.write_text("x")
+    result = extract(photos, target)
+    assert result.exit_code == 2 and "is a file" in result.output and "Traceback" not in result.output
+    assert target.read_text() == "x"
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes to read-only folders")
+def test_read_only_output_is_one_line(photos, tmp_path):
+    parent = tmp_path / "ro"
+    parent.mkdir()
+    parent.chmod(0o555)
+    try:
+        result = extract(photos, parent / "out")
+    finally:
+        parent.chmod(0o755)
+    assert result.exit_code == 2 and "read-only" in result.output
+
+
+def test_bi_without_any_possible_pair_is_an_error_listing_reasons(photos, tmp_path):
+    result = invoke("run", "build_bi_shards", "--input", str(photos), "--output", str(tmp_path / "out"),
+                    "--frames-per-video", "1")
+    assert result.exit_code == 1, result.output
+    assert "no blended sample was written (1 real samples)" in result.output and "no_neighbour 1" in result.output
+    out = tmp_path / "out"
+    assert not (out / "index.parquet").exists() and not (out / "README.md").exists()
+    assert pq.read_table(out / "failures.parquet").column("reason").to_pylist() == ["no_neighbour"]
+
+
+def test_input_timeout_gives_a_row_and_the_run_goes_on(photos, shared_data, tmp_path):
+    (photos / "long.mp4").symlink_to(shared_data / "real_videos/liveportrait__d6.mp4")   # 1008 frames
+    result = extract(photos, tmp_path / "out", "--input-timeout", "0.05")
+    assert result.exit_code == 0, result.output
+    failures = pq.read_table(tmp_path / "out" / "failures.parquet").to_pylist()
+    assert [(Path(r["path"]).name, r["stage"], r["reason"]) for r in failures] == [("long.mp4", "decode", "timeout")]
+    faces = [Path(r["path"]).name for r in pq.read_table(tmp_path / "out" / "faces.parquet").to_pylist()]
+    assert faces.count("grace.jpg") == 1
+    decoded = faces.count("long.mp4")     # the frames done before the limit are kept
+    assert decoded < 32 and f"; {decoded} frames decoded" in failures[0]["detail"]
+
+
+def _command(*args: str) -> list[str]:
+    return [sys.executable, "-m", "pipelines.cli", *args]
+
+
+def test_default_output_is_quiet_and_verbose_shows_native_lines(photos, tmp_path):
+    quiet = subprocess.run(_command("run", "extract_faces", "--input", str(photos), "--output", str(tmp_path / "a")),
+                           cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert quiet.returncode == 0, quiet.stderr
+    for noise in ("apitools", "W0000", "absl", "XNNPACK", "INFO:", "WARNING"):
+        assert noise not in quiet.stderr + quiet.stdout, noise
+    assert "faces kept       1" in quiet.stdout
+    loud = subprocess.run(_command("-v", "run", "extract_faces", "--input", str(photos), "--output", str(tmp_path / "b")),
+                          cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert loud.returncode == 0 and "XNNPACK" in loud.stderr
+
+
+def test_fail_fast_from_worker_processes_is_typed_and_leaves_no_tables(photos, tmp_path):
+    (photos / "notes.mp4").write_text("not a video\n" * 20)
+    out = tmp_path / "out"
+    result = subprocess.run(_command("run", "extract_faces", "--input", str(photos), "--output", str(out),
+                                     "--fail-fast", "--direct_num_workers", "2", "--direct_running_mode",
+                                     "multi_processing"), cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 1, result.stderr
+    assert result.stderr.strip().splitlines()[-1].startswith("Error: --fail-fast: ")
+    assert "notes.mp4: decode/undecodable" in result.stderr and "Traceback" not in result.stderr
+    left = sorted(str(p.relative_to(out)) for p in out.rglob("*"))
+    assert not [p for p in left if p.endswith(".parquet") or "beam-temp" in p or ".tmp-" in p or p == "README.md"]
+    assert json.loads((out / "run.json").read_text())["state"] == "failed"
+
+
+def test_ctrl_c_exits_130_with_one_line_and_no_temporary_folders(shared_data, tmp_path):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for name in ("liveportrait__d6.mp4", "liveportrait__d14.mp4", "liveportrait__d10.mp4"):
+        (folder / name).symlink_to(shared_data / "real_videos" / name)
+    out = tmp_path / "out"
+    process = subprocess.Popen(_command("run", "extract_faces", "--input", str(folder), "--output", str(out),
+                                        "--frames-per-video", "200"),
+                               cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not (out / "run.json").exists() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    time.sleep(4)
+    process.send_signal(signal.SIGINT)
+    stdout, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130, stderr
+    assert stderr.strip().splitlines() == ["Error: interrupted (Ctrl-C); finished shards are kept: rerun with "
+                                           "--resume to complete the run"]
+    left = sorted(str(p.relative_to(out)) for p in out.rglob("*"))
+    assert not [p for p in left if "beam-temp" in p or ".tmp-" in p or p.endswith(".parquet")], left
+    assert json.loads((out / "run.json").read_text())["state"] == "failed"
+
+
+def test_fail_fast_on_an_input_the_reader_left_out(photos, tmp_path):
+    (photos / "notes.txt").write_text("x")
+    result = extract(photos, tmp_path / "out", "--fail-fast")
+    assert result.exit_code == 1 and "--fail-fast: " in result.output
+    assert "notes.txt: read/unsupported_type" in result.output and not (tmp_path / "out").exists()
+
+
+def test_output_of_an_older_version_without_run_record_is_refused_clearly(photos, tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "shard-000000.tar").write_bytes(b"x")
+    (out / "faces.parquet").write_bytes(b"x")
+    for flag in ([], ["--resume"], ["--overwrite"]):
+        result = extract(photos, out, *flag)
+        assert result.exit_code == 2 and "without a run record" in result.output, result.output
+    assert sorted(p.name for p in out.iterdir()) == ["faces.parquet", "shard-000000.tar"]
+
+
+def test_output_inside_the_input_is_refused(photos):
+    result = extract(photos, photos / "out")
+    assert result.exit_code == 2 and "is inside --input" in result.output
+    assert not (photos / "out").exists()
