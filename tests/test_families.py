@@ -7,6 +7,7 @@ import csv
 import pytest
 import torch
 
+from shards.labels import METHOD_IDS
 from trainers.decode import make_decoder
 from trainers.families import FAMILIES, get_family
 from trainers.loop import TrainConfig, train
@@ -81,6 +82,13 @@ def test_family_options_are_validated():
     with pytest.raises(ValueError, match="must be one of"):
         get_family("segmentation", {"arch": "resnet"})
     assert set(FAMILIES) == {"xray", "amten", "segmentation", "patch", "local"}
+
+
+def test_amten_methods_head_has_one_output_per_method_id():
+    assert METHOD_IDS["bi"] == 8 and METHOD_IDS["sbi"] == 9
+    assert sorted(METHOD_IDS.values()) == list(range(len(METHOD_IDS)))      # ids 0..n-1, none shared
+    model = get_family("amten", {"classes": "methods"}).build(128).eval()
+    assert model(torch.zeros(1, 3, 128, 128, dtype=torch.uint8))["class_logits"].shape == (1, len(METHOD_IDS))
 
 
 LEARNING = [("amten", {}, 1e-2), ("amten", {"classes": "methods"}, 1e-2), ("segmentation", {"arch": "vgg5"}, 1e-3),
