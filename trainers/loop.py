@@ -22,6 +22,7 @@ from trainers.data import CorruptCounter, ShardStream, StreamConfig, expand_urls
 from trainers.decode import make_decoder
 from trainers.families import Family, get_family
 from trainers.metrics import evaluation_report, mean_iou
+from trainers.sam import optimizer_step
 
 
 @dataclass
@@ -240,7 +241,12 @@ def train(config: TrainConfig, resume: bool = False) -> dict:
             loss, parts = family.loss(outputs, batch)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
-            optimizer.step()
+
+            def loss_again() -> torch.Tensor:  # a two-pass optimiser's (SAM's) second forward pass
+                with autocast(device, config.amp):
+                    again = runner(batch["image"])
+                return family.loss(again, batch)[0]
+            optimizer_step(optimizer, loss_again)
             scheduler.step()
             step += 1
             window_samples += len(batch["label"]) * ddp.world
