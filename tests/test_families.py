@@ -81,7 +81,7 @@ def test_family_options_are_validated():
         get_family("patch", {"depth": 3})
     with pytest.raises(ValueError, match="must be one of"):
         get_family("segmentation", {"arch": "resnet"})
-    assert set(FAMILIES) == {"xray", "amten", "segmentation", "patch", "local"}
+    assert set(FAMILIES) == {"xray", "amten", "segmentation", "patch", "local", "effnet"}
 
 
 def test_amten_methods_head_has_one_output_per_method_id():
