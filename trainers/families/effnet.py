@@ -1,5 +1,6 @@
 """EfficientNet-B4 real / fake classifier, the detector of Self-Blended Images (Shiohara &
-Yamasaki, CVPR 2022, Sec. 4.1 'Implementation details'):
+Yamasaki, CVPR 2022, Sec. 4; every value below confirmed in the authors' code, `src/model.py`,
+`src/train_sbi.py`, `src/configs/sbi/base.json`, `src/utils/scheduler.py`):
 
     EfficientNet-B4 pretrained on ImageNet, one fake logit (binary cross-entropy; the
     reference's two-way softmax is the same model), 380 x 380 faces, SAM (rho 0.05) over
@@ -22,7 +23,7 @@ from trainers.sam import SAM
 
 PAPER = {
     "image_size": 380, "batch_size": 32, "lr": 1e-3, "steps": 36_000, "momentum": 0.9, "rho": 0.05,
-    "source": "Shiohara & Yamasaki 2022, Sec. 4.1: EfficientNet-B4 (ImageNet), 380 px, batch 32, SAM over SGD "
+    "source": "Shiohara & Yamasaki 2022, Sec. 4 and the reference code: EfficientNet-B4 (ImageNet), 380 px, batch 32, SAM over SGD "
               "lr 0.001 momentum 0.9, 100 epochs; epoch length from the reference code: 720 FF++ train videos "
               "x 8 frames / 16 real faces a batch = 360 steps, so 36,000 steps; lr linear to 0 over the last 25 "
               "epochs (reference code); it starts from AdvProp weights and feeds images in [0, 1]",
