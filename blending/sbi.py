@@ -111,9 +111,11 @@ class SbiParams:
             raise ValueError(f"downscale_factors must be integers >= 1, got {self.downscale_factors}")
         for low, high in (self.sharpen_alpha, self.sharpen_lightness):
             if not 0 <= low <= high:
-                raise ValueError(f"sharpen ranges must be 0 <= low <= high, got {self.sharpen_alpha}, {self.sharpen_lightness}")
+                raise ValueError(f"sharpen ranges must be 0 <= low <= high, got {self.sharpen_alpha}, "
+                                 f"{self.sharpen_lightness}")
         if not (0 <= self.shift_x < 0.5 and 0 <= self.shift_y < 0.5 and 0 < self.scale_min <= 1):
-            raise ValueError(f"need shifts in [0, 0.5) and scale_min in (0, 1], got {self.shift_x}, {self.shift_y}, {self.scale_min}")
+            raise ValueError(f"need shifts in [0, 0.5) and scale_min in (0, 1], got {self.shift_x}, {self.shift_y}, "
+                             f"{self.scale_min}")
         if not self.hulls or any(r not in REGIONS or w <= 0 for r, w in self.hulls):
             raise ValueError(f"hulls must be (region, weight > 0) pairs with regions from {REGIONS}, got {self.hulls}")
         if self.grid < 2 or self.deform_std < 0:

@@ -23,10 +23,10 @@ from trainers.sam import SAM
 
 PAPER = {
     "image_size": 380, "batch_size": 32, "lr": 1e-3, "steps": 36_000, "momentum": 0.9, "rho": 0.05,
-    "source": "Shiohara & Yamasaki 2022, Sec. 4 and the reference code: EfficientNet-B4 (ImageNet), 380 px, batch 32, SAM over SGD "
-              "lr 0.001 momentum 0.9, 100 epochs; epoch length from the reference code: 720 FF++ train videos "
-              "x 8 frames / 16 real faces a batch = 360 steps, so 36,000 steps; lr linear to 0 over the last 25 "
-              "epochs (reference code); it starts from AdvProp weights and feeds images in [0, 1]",
+    "source": "Shiohara & Yamasaki 2022, Sec. 4, and the reference code: EfficientNet-B4 (ImageNet), 380 px, "
+              "batch 32, SAM over SGD lr 0.001 momentum 0.9, 100 epochs; an epoch is 720 FF++ train videos x 8 "
+              "frames / 16 real faces a batch = 360 steps, so 36,000 steps; lr linear to 0 over the last 25 "
+              "epochs; the reference starts from AdvProp weights and feeds images in [0, 1]",
 }
 """The SBI paper's training recipe (`--preset paper`); steps are optimiser steps."""
 
@@ -51,9 +51,10 @@ class EffNet(Family):
     members = ("img.png",)
     defaults = FamilyDefaults(batch_size=PAPER["batch_size"], lr=PAPER["lr"], image_size=PAPER["image_size"])
     OPTIONS = (
-        ModelOption("pretrained", str, "", "local efficientnet-pytorch B4 state dict (ImageNet / AdvProp); never downloaded"),
-        ModelOption("inputs", str, "imagenet", "input scaling: imagenet (mean/std) or unit ([0, 1], the SBI reference's)",
-                    choices=("imagenet", "unit")),
+        ModelOption("pretrained", str, "",
+                    "local efficientnet-pytorch B4 state dict (ImageNet / AdvProp); never downloaded"),
+        ModelOption("inputs", str, "imagenet",
+                    "input scaling: imagenet (mean/std) or unit ([0, 1], the SBI reference's)", choices=("imagenet", "unit")),
         ModelOption("rho", float, PAPER["rho"], "SAM neighbourhood radius"),
     )
 
