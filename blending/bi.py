@@ -21,7 +21,7 @@ from blending.masks import hull_mask, quantize, xray_u8
 from blending.recipe import BlendParams, draw_choices
 from blending.regions import region_mask
 
-__all__ = ["Blend", "BlendParams", "EmptyMaskError", "blend", "blend_from_choices", "render_mask"]
+__all__ = ["Blend", "BlendParams", "EmptyMaskError", "blend", "blend_from_choices", "finish_mask", "render_mask"]
 
 
 @dataclass(frozen=True)
@@ -45,7 +45,7 @@ def render_mask(landmarks: np.ndarray, size: int, choices: dict, mesh: np.ndarra
                 valid: np.ndarray | None = None) -> np.ndarray:
     """The blending mask M of recorded `choices` (`blending.recipe`), with no randomness:
     region hull -> piecewise-affine deformation -> erosion / dilation -> Gaussian blur ->
-    opacity -> zero outside `valid` -> 8 bits.
+    `finish_mask` (opacity -> 8 bits -> zero outside `valid`).
 
     landmarks: (68, 2) float32, crop px; mesh: (478, 2) float32, crop px, or None (needed
     for the `forehead` region); valid: (S, S) bool / uint8, crop pixels that came from
@@ -59,13 +59,19 @@ def render_mask(landmarks: np.ndarray, size: int, choices: dict, mesh: np.ndarra
         kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (abs(morph), abs(morph)))
         mask = (cv2.dilate if morph > 0 else cv2.erode)(mask, kernel)
     kernel = int(choices["blur_kernel"])
-    mask = cv2.GaussianBlur(mask, (kernel, kernel), 0)
-    if choices["opacity"] != 1:
-        mask *= np.float32(choices["opacity"])
+    return finish_mask(cv2.GaussianBlur(mask, (kernel, kernel), 0), choices["opacity"], valid)
+
+
+def finish_mask(mask: np.ndarray, opacity: float, valid: np.ndarray | None = None) -> np.ndarray:
+    """The last steps of every blending mask: times `opacity` -> 8 bits -> zero outside
+    `valid`. mask: (H, W) float32 in [0, 1]; valid: (H, W) bool / uint8, or None for all.
+    Returns (H, W) uint8 0..255."""
+    if opacity != 1:
+        mask = mask * np.float32(opacity)
     mask = quantize(mask)
     if valid is not None:
-        if valid.shape != (size, size):
-            raise ValueError(f"valid must be ({size}, {size}), got {valid.shape}")
+        if valid.shape != mask.shape:
+            raise ValueError(f"valid must be {mask.shape}, got {valid.shape}")
         mask[~valid.astype(bool)] = 0
     return mask
 

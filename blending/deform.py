@@ -32,7 +32,7 @@ class PiecewiseAffineGrid:
         axis = np.linspace(0.0, size - 1.0, grid)
         gx, gy = np.meshgrid(axis, axis)
         self.control = np.stack([gx.ravel(), gy.ravel()], 1)  # (grid*grid, 2) x, y px
-        triangulation = Delaunay(self.control)
+        triangulation = self._triangulation = Delaunay(self.control)
         py, px = np.mgrid[0:size, 0:size]
         pixels = np.stack([px.ravel(), py.ravel()], 1).astype(np.float64)
         simplex = triangulation.find_simplex(pixels)
@@ -70,6 +70,19 @@ class PiecewiseAffineGrid:
         sampling = self.sampling_map(targets)
         return cv2.remap(image, sampling[..., 0], sampling[..., 1], cv2.INTER_LINEAR,
                          borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+
+    def map_points(self, points: np.ndarray, targets: np.ndarray) -> np.ndarray:
+        """The forward piecewise-affine map sending control point i to `targets[i]`, at
+        `points` ((N, 2) px, clipped to the grid's square first). Returns (N, 2) float32."""
+        points = np.clip(np.asarray(points, np.float64), 0.0, self.size - 1.0)
+        simplex = self._triangulation.find_simplex(points)
+        if (simplex < 0).any():
+            raise ValueError("points outside the control grid's triangulation")
+        transform = self._triangulation.transform[simplex]
+        partial = np.einsum("pij,pj->pi", transform[:, :2], points - transform[:, 2])
+        barycentric = np.hstack([partial, 1.0 - partial.sum(1, keepdims=True)])
+        corners = np.asarray(targets, np.float64)[self._triangulation.simplices[simplex]]
+        return np.einsum("pk,pkd->pd", barycentric, corners).astype(np.float32)
 
     def random_targets(self, rng: np.random.Generator, std: float) -> np.ndarray:
         """Control points moved by independent N(0, std^2) offsets (std in px), clipped to

@@ -98,7 +98,7 @@ def _uniform(rng: np.random.Generator, low: float, high: float, decimals: int) -
     return low if low == high else round(float(rng.uniform(low, high)), decimals)
 
 
-def _draw_hull(rng: np.random.Generator, hulls: tuple[tuple[str, float], ...], has_mesh: bool) -> str:
+def draw_region(rng: np.random.Generator, hulls: tuple[tuple[str, float], ...], has_mesh: bool) -> str:
     """A region drawn by weight. Without a mesh, the weight of a region that needs one goes
     to `full` (the 68-point hull it extends), so the mix of mask sizes stays close."""
     weights: dict[str, float] = {}
@@ -117,7 +117,7 @@ def draw_choices(rng: np.random.Generator, params: BlendParams, size: int, has_m
     size: crop side S, px. has_mesh: whether a 478-point face mesh is available; without
     one, regions that need it are never drawn (`full` takes their weight).
     """
-    hull = _draw_hull(rng, params.hulls, has_mesh)
+    hull = draw_region(rng, params.hulls, has_mesh)
     deform_std = _uniform(rng, params.deform_std, params.deform_std_max or params.deform_std, 4)
     targets = grid_for(size, params.grid).random_targets(rng, deform_std * size)
     erode, dilate = round(params.erode_max * size), round(params.dilate_max * size)

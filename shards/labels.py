@@ -11,6 +11,7 @@ METHOD_IDS: dict[str, int] = {
     "DeepFakeDetection": 6,
     "Celeb-synthesis": 7,
     "bi": 8,             # Face X-ray blended images
+    "sbi": 9,            # self-blended images (Shiohara & Yamasaki 2022)
 }
 """Method name -> class id, stored as `method_id` in every sample's json."""
 

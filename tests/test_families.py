@@ -7,6 +7,7 @@ import csv
 import pytest
 import torch
 
+from shards.labels import METHOD_IDS
 from trainers.decode import make_decoder
 from trainers.families import FAMILIES, get_family
 from trainers.loop import TrainConfig, train
@@ -116,7 +117,14 @@ def test_family_options_are_validated():
         get_family("patch", {"depth": 3})
     with pytest.raises(ValueError, match="must be one of"):
         get_family("segmentation", {"arch": "resnet"})
-    assert set(FAMILIES) == {"xray", "amten", "segmentation", "patch", "local"}
+    assert set(FAMILIES) == {"xray", "amten", "segmentation", "patch", "local", "effnet"}
+
+
+def test_amten_methods_head_has_one_output_per_method_id():
+    assert METHOD_IDS["bi"] == 8 and METHOD_IDS["sbi"] == 9
+    assert sorted(METHOD_IDS.values()) == list(range(len(METHOD_IDS)))      # ids 0..n-1, none shared
+    model = get_family("amten", {"classes": "methods"}).build(128).eval()
+    assert model(torch.zeros(1, 3, 128, 128, dtype=torch.uint8))["class_logits"].shape == (1, len(METHOD_IDS))
 
 
 LEARNING = [("amten", {}, 1e-2), ("amten", {"classes": "methods"}, 1e-2), ("segmentation", {"arch": "vgg5"}, 1e-3),
@@ -130,7 +138,7 @@ def test_each_family_learns_on_tiny_forgery_shards(forgery_shards, tmp_path, fam
     out = tmp_path / "run"
     train(TrainConfig(family, train_urls, str(out), val_urls, steps=60, batch_size=12, lr=lr, image_size=96,
                       samples_per_epoch=36, workers=0, shuffle_buffer=36, eval_every=60, checkpoint_every=60,
-                      log_every=10, options=options))
+                      log_every=10, options=options, augment="none"))   # memorising 36 samples: no augmentation
     with open(out / "train_log.csv") as stream:
         losses = [float(row["loss"]) for row in csv.DictReader(stream)]
     assert losses[-1] < 0.8 * losses[0], losses

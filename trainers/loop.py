@@ -25,9 +25,10 @@ from trainers.decode import Decoder, make_decoder
 from trainers.dump import batch_samples, write_dump
 from trainers.failures import FailureLog, NoSamplesRead
 from trainers.families import Family, get_family
-from trainers.online import OnlineConfig
 from trainers.metrics import IoUAccumulator, evaluation_report
+from trainers.online import OnlineConfig
 from trainers.recipe import read_recipe
+from trainers.sam import optimizer_step
 from trainers.urls import checked_urls
 
 
@@ -329,7 +330,12 @@ def train(config: TrainConfig, resume: bool = False) -> dict:
             loss, parts = family.loss(outputs, batch)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
-            optimizer.step()
+
+            def loss_again() -> torch.Tensor:  # a two-pass optimiser's (SAM's) second forward pass
+                with autocast(device, config.amp):
+                    again = runner(batch["image"])
+                return family.loss(again, batch)[0]
+            optimizer_step(optimizer, loss_again)
             scheduler.step()
             step += 1
             window_samples += len(batch["label"]) * ddp.world

@@ -3,12 +3,14 @@ from __future__ import annotations
 
 from trainers.families.amten import Amten
 from trainers.families.base import Family
+from trainers.families.effnet import EffNet
 from trainers.families.local_features import LocalFeatures
 from trainers.families.patch import Patch
 from trainers.families.segmentation import Segmentation
 from trainers.families.xray import FaceXray
 
-FAMILIES: dict[str, type[Family]] = {family.name: family for family in (FaceXray, Amten, Segmentation, Patch, LocalFeatures)}
+FAMILIES: dict[str, type[Family]] = {
+    family.name: family for family in (FaceXray, Amten, Segmentation, Patch, LocalFeatures, EffNet)}
 
 
 def get_family(name: str, options: dict | None = None) -> Family:
