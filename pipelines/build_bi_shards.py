@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import apache_beam as beam
 
-from blending.bi import BlendParams
+from blending.mix import FakeParams, RecipeMix
 from pipelines.config import OutputConfig, WorkerConfig
 from pipelines.extract import FAILURES
 from pipelines.samples import PlanBiShards, WriteBiShards
@@ -16,8 +16,9 @@ from pipelines.write import WriteTables
 @dataclass(frozen=True)
 class BiShardsConfig:
     """faces: the face-shard folder the samples are made from. size, margin: the recipe
-    crop cut from the stored crops. fakes_per_real: blended samples per real sample.
-    blend: ranges of the blend's random choices."""
+    crop cut from the stored crops. fakes_per_real: fakes per real sample. mix: which
+    generator makes each fake (BI blends, self-blends or both). fakes: the ranges of each
+    generator's random choices."""
 
     output: OutputConfig
     faces: str
@@ -25,7 +26,8 @@ class BiShardsConfig:
     margin: float = 1.3
     workers: WorkerConfig = WorkerConfig()
     fakes_per_real: float = 1.0
-    blend: BlendParams = BlendParams()
+    mix: RecipeMix = RecipeMix.parse("bi")
+    fakes: FakeParams = FakeParams()
 
 
 def build_bi_shards(pipeline: beam.Pipeline, config: BiShardsConfig, after=None) -> None:
@@ -34,7 +36,7 @@ def build_bi_shards(pipeline: beam.Pipeline, config: BiShardsConfig, after=None)
     out = config.output
     start = pipeline if after is None else after | "FacesReady" >> beam.Map(lambda _: None)
     planned = start | "PlanBiShards" >> PlanBiShards(config.faces, out.samples_per_shard, config.fakes_per_real,
-                                                     out.seed, config.workers)
+                                                     out.seed, config.workers, config.mix)
     index = planned.tasks | "WriteBiShards" >> WriteBiShards(config.faces, out.directory, config.size,
-                                                             config.margin, config.blend, out.seed, out.resume)
+                                                             config.margin, config.fakes, out.seed, out.resume)
     {"index": index, "failures": planned[FAILURES]} | "WriteTables" >> WriteTables(out.directory)

@@ -20,6 +20,7 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions, StandardOptions
 
 from blending.bi import BlendParams
+from blending.mix import FakeParams, RecipeMix, RecipeSpecError
 from blending.recipe import RECIPES, recipe
 from shards.faces import FACE_COMPRESSION
 from blending.color import COLOR_TRANSFERS
@@ -90,6 +91,10 @@ recipe_crop_options = _options(
 )
 
 blend_options = _options(
+    click.option("--recipe", default="bi", show_default=True,
+                 help="What makes the fakes: 'bi' (Face X-ray: a landmark neighbour's face pasted in), 'sbi' "
+                      "(self-blended images: the face blended with an altered copy of itself), or a per-sample "
+                      "mix such as 'mix:bi=0.5,sbi=0.5'."),
     click.option("--mask-recipe", type=click.Choice(sorted(RECIPES)), default="default", show_default=True,
                  help="Blend recipe: 'default' draws the mask region (full hull, inner face, lower face, hull "
                       "to the forehead), deformation strength, erosion/dilation, blur and opacity per blend, as "
@@ -542,8 +547,8 @@ def build_bi_shards_command(ctx: click.Context, **opts) -> None:
                              f"(margin {stored_margin}): lower --margin or extract with a larger --face-margin")
         config = BiShardsConfig(
             output=output, faces=faces_dir, size=opts["size"], margin=opts["margin"], workers=workers,
-            fakes_per_real=opts["fakes_per_real"],
-            blend=blend_params(opts))
+            fakes_per_real=opts["fakes_per_real"], mix=RecipeMix.parse(opts["recipe"]),
+            fakes=FakeParams(bi=blend_params(opts)))
     except (InputError, ValueError, OSError) as error:
         raise click.UsageError(str(error)) from error
 

@@ -16,13 +16,13 @@ import pyarrow.parquet as pq
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 
-from blending.bi import BlendParams
+from blending.mix import FakeParams, RecipeMix
 from pipelines.config import WorkerConfig
 from pipelines.extract import FAILURES, count_dropped
 from pipelines.lanes import Lane, claim, deal
 from pipelines.worker import prepare_worker_process
 from pipelines.write import write_atomically
-from shards.assemble import bi_index_row, bi_sample
+from shards.assemble import bi_index_row, planned_sample
 from shards.faces import FaceRecord, stored_mesh
 from shards.layout import shard_name
 from shards.plan import PlannedSample, assign_shards, plan_samples
@@ -46,9 +46,10 @@ def read_table(directory: str, name: str, columns: list[str] | None = None):
 
 
 class _PlanFn(beam.DoFn):
-    def __init__(self, faces: str, samples_per_shard: int, fakes_per_real: float, seed: int, workers: WorkerConfig):
+    def __init__(self, faces: str, samples_per_shard: int, fakes_per_real: float, seed: int, workers: WorkerConfig,
+                 mix: RecipeMix):
         self._faces, self._per_shard, self._fakes_per_real = faces, samples_per_shard, fakes_per_real
-        self._seed, self._workers = seed, workers
+        self._seed, self._workers, self._mix = seed, workers, mix
 
     def process(self, _):
         rows = read_table(self._faces, "faces").to_pylist()
@@ -56,7 +57,8 @@ class _PlanFn(beam.DoFn):
         for row in read_table(self._faces, "failures").to_pylist():
             yield beam.pvalue.TaggedOutput(FAILURES, row)
         records = [FaceRecord.from_row(row) for row in rows]
-        samples, unpaired = plan_samples([r.key for r in records], neighbours, self._fakes_per_real, self._seed)
+        samples, unpaired = plan_samples([r.key for r in records], neighbours, self._fakes_per_real, self._seed,
+                                         self._mix)
         for row, key in unpaired:
             face = records[row]
             yield beam.pvalue.TaggedOutput(FAILURES, count_dropped(
@@ -75,9 +77,9 @@ class PlanBiShards(beam.PTransform):
     FAILURES): the face folder's own failures, then blends that found no neighbour."""
 
     def __init__(self, faces: str, samples_per_shard: int, fakes_per_real: float, seed: int,
-                 workers: WorkerConfig = WorkerConfig()):
+                 workers: WorkerConfig = WorkerConfig(), mix: RecipeMix = RecipeMix.parse("bi")):
         super().__init__()
-        self._fn = _PlanFn(faces, samples_per_shard, fakes_per_real, seed, workers)
+        self._fn = _PlanFn(faces, samples_per_shard, fakes_per_real, seed, workers, mix)
 
     def expand(self, start):
         if isinstance(start, beam.pvalue.PBegin):
@@ -116,7 +118,7 @@ class StoredCrops:
 
 
 class _WriteBiShardFn(beam.DoFn):
-    def __init__(self, faces: str, output: str, size: int, margin: float, params: BlendParams, seed: int,
+    def __init__(self, faces: str, output: str, size: int, margin: float, params: FakeParams, seed: int,
                  keep_existing: bool):
         self._faces, self._output, self._size, self._margin = faces, output, size, margin
         self._params, self._seed, self._keep_existing = params, seed, keep_existing
@@ -133,14 +135,15 @@ class _WriteBiShardFn(beam.DoFn):
         name = shard_name(task.index)
         if self._keep_existing and FileSystems.exists(FileSystems.join(self._output, name)):
             Metrics.counter("shards", "kept").inc()
-            rows = [bi_index_row(planned.key, background, foreground) for planned, background, foreground in task.samples]
+            rows = [bi_index_row(planned.key, background, foreground, planned.method)
+                    for planned, background, foreground in task.samples]
         else:
             crops = StoredCrops(self._faces)
             try:
-                made = [bi_sample(planned.key, background, crops.crop(background),
-                                  None if foreground is None else crops.mesh(background), foreground,
-                                  None if foreground is None else crops.crop(foreground), self._size, self._margin,
-                                  self._seed, self._params, planned.neighbour_rank, planned.neighbours)
+                made = [planned_sample(planned, background, crops.crop(background),
+                                       None if foreground is None else crops.mesh(background), foreground,
+                                       None if planned.method != "bi" else crops.crop(foreground), self._size,
+                                       self._margin, self._seed, self._params)
                         for planned, background, foreground in task.samples]
             finally:
                 crops.close()
@@ -155,10 +158,10 @@ class _WriteBiShardFn(beam.DoFn):
 
 class WriteBiShards(beam.PTransform):
     """Lanes of ShardTasks -> `index` rows, writing `shard-NNNNNN.tar` into `output`: recipe crops
-    of `size` px at `margin` cut from the stored crops of `faces`, blends drawn with
+    of `size` px at `margin` cut from the stored crops of `faces`, fakes drawn with
     `params` and `seed`. With `keep_existing` (resume) finished shards are kept."""
 
-    def __init__(self, faces: str, output: str, size: int, margin: float, params: BlendParams, seed: int,
+    def __init__(self, faces: str, output: str, size: int, margin: float, params: FakeParams, seed: int,
                  keep_existing: bool = False):
         super().__init__()
         self._fn = _WriteBiShardFn(faces, output, size, margin, params, seed, keep_existing)

@@ -7,9 +7,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from blending.bi import blend
+from blending.sbi import self_blend
 from blending.masks import hull_mask, quantize, xray
+from blending.mix import FakeParams
 from shards.faces import FaceRecord, cut_recipe_crop
 from shards.keys import key_rng
+from shards.plan import PlannedSample
 from shards.labels import method_id
 from shards.sample import EncodedSample, encode_sample
 
@@ -35,11 +38,12 @@ def _index_row(key: str, face: FaceRecord, kind: str, label: int, method: str, f
             "identity": face.identity, "video": face.video, "foreground_key": foreground_key}
 
 
-def bi_index_row(key: str, background: FaceRecord, foreground: FaceRecord | None) -> dict:
-    """`index` row of a BI build's sample: real when `foreground` is None, else blended."""
+def bi_index_row(key: str, background: FaceRecord, foreground: FaceRecord | None, method: str = "bi") -> dict:
+    """`index` row of a BI build's sample: real when `foreground` is None, else blended by
+    `method` (`bi`, or `sbi` with the face itself as its foreground)."""
     if foreground is None:
         return _index_row(key, background, "real", 0, "real")
-    return _index_row(key, background, "blended", 1, "bi", foreground.key)
+    return _index_row(key, background, "blended", 1, method, foreground.key)
 
 
 @dataclass(frozen=True)
@@ -70,15 +74,16 @@ def real_arrays(key: str, face: FaceRecord, image: np.ndarray | bytes) -> Sample
 
 
 def blended_arrays(key: str, background: FaceRecord, foreground: FaceRecord, blend, draw: dict,
-                   neighbour_rank: int, neighbours: int) -> SampleArrays:
-    """A blended image (`blending.bi.Blend`) of `foreground` into `background`: label 1,
-    the foreground and every random choice in its json. draw: what seeded the choices
-    (e.g. {"seed": 0}). neighbour_rank: rank of the foreground among the background's
-    nearest faces (0 nearest) of `neighbours` eligible."""
-    meta = _meta(key, background, "blended", "bi") | draw | {
+                   neighbour_rank: int, neighbours: int, method: str = "bi") -> SampleArrays:
+    """A blended image (`blending.bi.Blend`, or a self-blend with `method` 'sbi' and the
+    face as its own foreground): label 1, the foreground and every random choice in its
+    json. draw: what seeded the choices (e.g. {"seed": 0}). neighbour_rank: rank of the
+    foreground among the background's nearest faces (0 nearest) of `neighbours` eligible
+    (-1 and 0 for a self-blend)."""
+    meta = _meta(key, background, "blended", method) | draw | {
         "blend": blend.choices,
         "foreground": {"key": foreground.key, "video": foreground.video, "identity": foreground.identity,
-                       "neighbour_rank": neighbour_rank, "neighbours": neighbours}}
+                       "frame": foreground.frame, "neighbour_rank": neighbour_rank, "neighbours": neighbours}}
     return SampleArrays(key, blend.image, blend.xray, blend.mask, blend.hull, 1, meta)
 
 
@@ -120,13 +125,30 @@ def bi_arrays(key: str, background: FaceRecord, background_crop: np.ndarray, bac
     return blended_arrays(key, cut.record, foreground, result, draw, neighbour_rank, neighbours)
 
 
-def bi_sample(key: str, background: FaceRecord, background_crop: np.ndarray, background_mesh: np.ndarray | None,
-              foreground: FaceRecord | None, foreground_crop: np.ndarray | None, size: int, margin: float,
-              seed: int, params, neighbour_rank: int = -1, neighbours: int = 0) -> AssembledSample:
-    """A sample of an offline BI build (`bi_arrays` with choices drawn from (seed, key)),
-    encoded, with its index row."""
+def sbi_arrays(key: str, face: FaceRecord, stored_crop: np.ndarray, mesh: np.ndarray | None, size: int,
+               margin: float, rng: np.random.Generator, params, draw: dict) -> SampleArrays:
+    """A self-blended image (SBI) of a stored face: its recipe crop blended with an altered
+    copy of itself (`blending.sbi.self_blend`), the mask kept inside the source frame.
+    params: `blending.sbi.SbiParams`."""
+    cut = cut_recipe_crop(face, stored_crop, size, margin, mesh)
+    result = self_blend(cut.image, cut.record.landmarks, rng, params, mesh=cut.mesh, valid=cut.valid())
+    return blended_arrays(key, cut.record, face, result, draw, -1, 0, method="sbi")
+
+
+def planned_sample(planned: PlannedSample, background: FaceRecord, background_crop: np.ndarray,
+                   background_mesh: np.ndarray | None, foreground: FaceRecord | None,
+                   foreground_crop: np.ndarray | None, size: int, margin: float, seed: int,
+                   params: FakeParams) -> AssembledSample:
+    """A sample of an offline BI build as planned (real, BI blend or self-blend), its random
+    choices drawn from (seed, key), encoded, with its index row. Crops are stored crops
+    (face shards); background_mesh (478, 2) stored-crop px is needed for the fakes."""
+    key, method = planned.key, planned.method
+    if method == "sbi":
+        made = sbi_arrays(key, background, background_crop, background_mesh, size, margin,
+                          key_rng(seed, "sbi", key), params.sbi, {"seed": seed})
+        return AssembledSample(made.encode(), bi_index_row(key, background, background, "sbi"))
     donor = None if foreground is None else cut_recipe_crop(foreground, foreground_crop, size, margin).image
     made = bi_arrays(key, background, background_crop, background_mesh, foreground, donor, size, margin,
-                     key_rng(seed, "blend", key), params, {"seed": seed} if foreground is not None else {},
-                     neighbour_rank, neighbours)
+                     key_rng(seed, "blend", key), params.bi, {"seed": seed} if foreground is not None else {},
+                     planned.neighbour_rank, planned.neighbours)
     return AssembledSample(made.encode(), bi_index_row(key, background, foreground))

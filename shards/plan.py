@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from blending.mix import RecipeMix
 from landmarks.neighbours import choose_neighbour
 from shards.keys import key_rng, sample_key, stable_hash
 from shards.layout import SlotPlan
@@ -14,14 +15,16 @@ from shards.layout import SlotPlan
 
 @dataclass(frozen=True)
 class PlannedSample:
-    """Sample `key` made from face row `background`; for a blend, face row `foreground`,
-    its rank among the background's neighbours (0 nearest) and how many there were."""
+    """Sample `key` made from face row `background` by `method`: 'real'; 'bi', with face
+    row `foreground`, its rank among the background's neighbours (0 nearest) and how many
+    there were; or 'sbi', a self-blend (the foreground is the background)."""
 
     key: str
     background: int
     foreground: int = -1
     neighbour_rank: int = -1
     neighbours: int = 0
+    method: str = "real"
 
 
 def blends_per_face(face_key: str, fakes_per_real: float, seed: int) -> int:
@@ -33,22 +36,28 @@ def blends_per_face(face_key: str, fakes_per_real: float, seed: int) -> int:
 
 
 def plan_samples(keys: Sequence[str], neighbours: Sequence[np.ndarray], fakes_per_real: float,
-                 seed: int) -> tuple[list[PlannedSample], list[tuple[int, str]]]:
-    """One real sample per face row and `blends_per_face` blends, each with a foreground
-    drawn uniformly from the row's neighbours (row numbers, nearest first).
-    Returns the samples and (row, sample key) of each blend that had no neighbour."""
+                 seed: int, mix: RecipeMix = RecipeMix((("bi", 1.0),))) -> tuple[list[PlannedSample],
+                                                                          list[tuple[int, str]]]:
+    """One real sample per face row and `blends_per_face` fakes, each made by a generator
+    drawn from `mix` (keys `-bi<v>` / `-sbi<v>`); a BI blend's foreground is drawn uniformly
+    from the row's neighbours (row numbers, nearest first).
+    Returns the samples and (row, sample key) of each BI blend that had no neighbour."""
     samples, unpaired = [], []
     for row, (key, near) in enumerate(zip(keys, neighbours, strict=True)):
         samples.append(PlannedSample(sample_key(key, "real"), row))
         near = np.asarray(near, np.int64)
         for variant in range(blends_per_face(key, fakes_per_real, seed)):
-            blend_key = sample_key(key, f"bi{variant}")
-            chosen = choose_neighbour(near, key_rng(seed, "neighbour", blend_key))
+            method = mix.draw(key_rng(seed, "recipe", key, variant))
+            fake_key = sample_key(key, f"{method}{variant}")
+            if method == "sbi":
+                samples.append(PlannedSample(fake_key, row, row, method="sbi"))
+                continue
+            chosen = choose_neighbour(near, key_rng(seed, "neighbour", fake_key))
             if chosen is None:
-                unpaired.append((row, blend_key))
+                unpaired.append((row, fake_key))
                 continue
             rank = int(np.flatnonzero(near == chosen)[0])
-            samples.append(PlannedSample(blend_key, row, chosen, rank, len(near)))
+            samples.append(PlannedSample(fake_key, row, chosen, rank, len(near), "bi"))
     return samples, unpaired
 
 

@@ -58,9 +58,10 @@ def test_two_training_steps_online_then_exact_resume(faces, tmp_path):
     _assert_same_run(straight, resumed)
 
 
-def test_dumped_samples_regenerate_exactly_from_their_json(faces, tmp_path):
+@pytest.mark.parametrize("recipe", ["bi", "sbi"])
+def test_dumped_samples_regenerate_exactly_from_their_json(faces, tmp_path, recipe):
     train(faces, tmp_path / "run", "--steps", "1", "--image-size", "256", "--batch-size", "12",
-          "--dump-samples", "12", "--workers", "0")
+          "--dump-samples", "12", "--workers", "0", "--recipe", recipe)
     dumped = list(read_tar((tmp_path / "run" / "dumped_samples.tar").open("rb")))
     assert len(dumped) == 12
     kinds = {json.loads(s["json"])["kind"] for s in dumped}
@@ -77,8 +78,15 @@ def test_dumped_samples_regenerate_exactly_from_their_json(faces, tmp_path):
         for member, mask in masks:
             np.testing.assert_array_equal(mask, decode_png(sample[member]), err_msg=f"{meta['key']} {member}")
         if meta["kind"] == "blended":
+            assert meta["method"] == recipe and meta["draw"]["epoch"] == 0
             assert {"hull", "deform_std", "grid_targets", "morph_kernel", "blur_kernel", "opacity"} <= set(meta["blend"])
-            assert meta["foreground"]["video"] != meta["video"] and meta["draw"]["epoch"] == 0
+            fg = meta["foreground"]
+            if recipe == "bi":
+                assert fg["video"] != meta["video"] and fg["identity"] != meta["identity"]
+            else:                                   # a self-blend's foreground is the face itself
+                assert (fg["key"], fg["video"], fg["identity"], fg["frame"]) == (
+                    meta["key"].rsplit("-", 1)[0], meta["video"], meta["identity"], meta["frame"])
+                assert meta["method_id"] == 9 and {"swap", "rgb_shift", "shift", "scale"} <= set(meta["blend"])
 
 
 def _epoch(faces: Path, epoch: int, seed: int = 0) -> list[dict]:
@@ -123,3 +131,17 @@ def test_augmentation_choices_do_not_depend_on_the_label(faces):
         sample = {**raw, "__draw__": draw, "__url__": str(faces / "shard-000000.tar")}
         choices.append(json.loads(decoder(sample)["json"])["augment"])
     assert choices[0] == choices[1]
+
+
+def test_offline_mix_of_recipes(faces, tmp_path):
+    result = CliRunner().invoke(main, ["run", "build_bi_shards", "--faces", str(faces), "--output", str(tmp_path / "mix"),
+                                       "--recipe", "mix:bi=0.5,sbi=0.5", "--fakes-per-real", "2"],
+                                catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    stats = json.loads((tmp_path / "mix" / "stats.json").read_text())
+    assert stats["by_method"]["real"] == 24 and stats["by_method"]["bi"] + stats["by_method"]["sbi"] == 48
+    assert 12 <= stats["by_method"]["sbi"] <= 36
+    again = CliRunner().invoke(main, ["run", "build_bi_shards", "--faces", str(faces), "--output", str(tmp_path / "again"),
+                                      "--recipe", "mix:bi=0.5,sbi=0.5", "--fakes-per-real", "2"], catch_exceptions=False)
+    assert again.exit_code == 0
+    assert (tmp_path / "mix" / "shard-000000.tar").read_bytes() == (tmp_path / "again" / "shard-000000.tar").read_bytes()

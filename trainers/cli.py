@@ -38,6 +38,7 @@ def _train_command(family: type[Family]) -> click.Command:
         from trainers.failures import UnreadableShards
         from trainers.loop import NoPretrainedBackbone, NoTrainingData, PresetNeedsSteps, TrainConfig
         from trainers.loop import train as run_training
+        from blending.mix import RecipeSpecError
         from trainers.online import FaceFolderError
         from trainers.urls import MissingShards
         options = {o.name: opts.pop(o.name) for o in family.OPTIONS}
@@ -48,7 +49,7 @@ def _train_command(family: type[Family]) -> click.Command:
             raise click.UsageError(f"--resume: no checkpoint at {os.path.join(config.out, 'last.pt')}")
         try:
             report = run_training(config, resume=resume)
-        except (MissingShards, PresetNeedsSteps, NoPretrainedBackbone, NoTrainingData) as error:
+        except (MissingShards, PresetNeedsSteps, NoPretrainedBackbone, NoTrainingData, RecipeSpecError) as error:
             raise click.UsageError(str(error)) from error
         except (UnreadableShards, FaceFolderError) as error:
             raise click.ClickException(str(error)) from error
@@ -65,6 +66,9 @@ def _train_command(family: type[Family]) -> click.Command:
                           "of its neighbours. At least one of --train / --train-faces; both may be mixed."),
         click.Option(["--fake-fraction"], type=click.FloatRange(0, 1), default=0.5, show_default=True,
                      help="Online: probability that a draw is a blend."),
+        click.Option(["--recipe"], default="bi", show_default=True,
+                     help="Online: what makes the fakes: 'bi' (a neighbour's face pasted in), 'sbi' (the face "
+                          "blended with an altered copy of itself), or a per-draw mix such as 'mix:bi=0.5,sbi=0.5'."),
         click.Option(["--mask-recipe"], type=click.Choice(sorted(RECIPES)), default="default", show_default=True,
                      help="Online: the BI mask recipe ('default': the reference generators' variety; 'paper': "
                           "Face X-ray Sec. 3.2). A data option: --preset never changes it."),

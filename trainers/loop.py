@@ -18,6 +18,7 @@ import torch
 import torch.distributed as dist
 
 from blending.augment import augment_params
+from blending.mix import FakeParams, RecipeMix
 from blending.recipe import recipe as recipe_params
 from trainers.checkpoint import load_checkpoint, save_checkpoint
 from trainers.data import ShardStream, StreamConfig, make_loader
@@ -43,7 +44,8 @@ class TrainConfig:
     'paper' (see `resolved`). freeze_backbone_steps: steps the pretrained backbone stays
     fixed. None means "not given": `resolved` fills it in. train_faces: face-shard URL
     patterns blended online (`trainers.online`), each draw a blend with probability
-    fake_fraction, masks from `mask_recipe`. augment: per-draw augmentation of every training
+    fake_fraction, made by `recipe` ('bi', 'sbi' or 'mix:bi=W,sbi=W'), BI masks from
+    `mask_recipe`. augment: per-draw augmentation of every training
     sample ('default' or 'none'). dump_samples: write the first N training samples as
     <out>/dumped_samples.tar."""
 
@@ -73,6 +75,7 @@ class TrainConfig:
     train_faces: list[str] = field(default_factory=list)
     fake_fraction: float = 0.5
     mask_recipe: str = "default"
+    recipe: str = "bi"
     augment: str = "default"
     dump_samples: int = 0
 
@@ -250,7 +253,8 @@ def train(config: TrainConfig, resume: bool = False) -> dict:
     face_urls = checked_urls("--train-faces", config.train_faces) if config.train_faces else []
     train_urls = sample_urls + face_urls
     val_urls = checked_urls("--val", config.val) if config.val else []
-    online = OnlineConfig(config.fake_fraction, recipe_params(config.mask_recipe)) if face_urls else None
+    online = OnlineConfig(config.fake_fraction, FakeParams(bi=recipe_params(config.mask_recipe)),
+                          RecipeMix.parse(config.recipe)) if face_urls else None
     recipe = read_recipe(sample_urls) if sample_urls else replace(
         read_recipe(face_urls), size=online.size, margin=online.margin, source=f"face shards, online {online.size} px")
     device = pick_device(config.device)

@@ -15,14 +15,15 @@ import json
 import posixpath
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import pyarrow.parquet as pq
 
-from blending.bi import BlendParams, blend_from_choices
-from blending.recipe import recipe
-from shards.assemble import SampleArrays, bi_arrays, blended_arrays, real_arrays
+from blending.bi import blend_from_choices
+from blending.mix import FakeParams, RecipeMix
+from blending.sbi import self_blend_from_choices
+from shards.assemble import SampleArrays, bi_arrays, blended_arrays, real_arrays, sbi_arrays
 from shards.faces import FaceRecord, cut_recipe_crop, stored_mesh
 from shards.keys import key_rng, sample_key
 from shards.png import png_size
@@ -36,12 +37,14 @@ class FaceFolderError(Exception):
 
 @dataclass(frozen=True)
 class OnlineConfig:
-    """fake_fraction: probability that a draw is a blend. params: the blend recipe. size,
-    margin: the sample crop cut from the stored crops. cached_crops: foreground recipe
-    crops kept per loader worker (size^2 x 3 bytes each)."""
+    """fake_fraction: probability that a draw is a fake. mix: which generator makes it (BI
+    blend or self-blend). params: the generators' ranges. size, margin: the sample crop cut
+    from the stored crops. cached_crops: foreground recipe crops kept per loader worker
+    (size^2 x 3 bytes each)."""
 
     fake_fraction: float = 0.5
-    params: BlendParams = field(default_factory=lambda: recipe("default"))
+    params: FakeParams = FakeParams()
+    mix: RecipeMix = RecipeMix.parse("bi")
     size: int = 256
     margin: float = 1.3
     cached_crops: int = 512
@@ -134,14 +137,18 @@ def online_sample(raw: dict, library: FaceLibrary, config: OnlineConfig, seed: i
     candidates = library.neighbours(row)
     made_draw = {"draw": {"seed": seed, "epoch": draw[0], "slot": draw[1], "position": draw[2]}}
     name, background = sample_key(key, draw_variant(draw)), library.record(row)
-    if len(candidates) and decide.random() < config.fake_fraction:
+    method = config.mix.draw(decide) if decide.random() < config.fake_fraction else "real"
+    if method == "sbi":
+        return sbi_arrays(name, background, decode_png(raw["img.png"]), stored_mesh(raw["json"]), config.size,
+                          config.margin, key_rng(seed, "online-sbi", *draw, key), config.params.sbi, made_draw)
+    if method == "bi" and len(candidates):
         rank = int(decide.integers(len(candidates)))
         foreground, donor = library.donor(int(candidates[rank]), config.size, config.margin)
         return bi_arrays(name, background, decode_png(raw["img.png"]), stored_mesh(raw["json"]), foreground, donor,
-                         config.size, config.margin, key_rng(seed, "online-blend", *draw, key), config.params,
+                         config.size, config.margin, key_rng(seed, "online-blend", *draw, key), config.params.bi,
                          made_draw, rank, len(candidates))
     return bi_arrays(name, background, decode_png(raw["img.png"]), None, None, None, config.size, config.margin,
-                     decide, config.params, made_draw)
+                     decide, config.params.bi, made_draw)
 
 
 def check_face_sample(raw: dict, library: FaceLibrary) -> None:
@@ -168,6 +175,10 @@ def regenerate(meta: dict, library: FaceLibrary) -> SampleArrays:
     if meta["kind"] == "real":
         real = real_arrays(meta["key"], cut.record, cut.image)
         return SampleArrays(real.key, real.image, real.xray, real.mask, real.hull, 0, real.meta | draw)
+    if meta["method"] == "sbi":
+        result = self_blend_from_choices(cut.image, cut.record.landmarks, meta["blend"], mesh=cut.mesh,
+                                         valid=cut.valid())
+        return blended_arrays(meta["key"], cut.record, record, result, draw, -1, 0, method="sbi")
     foreground, donor = library.donor(library.row(meta["foreground"]["key"]), size, margin)
     result = blend_from_choices(cut.image, donor, cut.record.landmarks, meta["blend"], mesh=cut.mesh,
                                 valid=cut.valid())
