@@ -109,6 +109,10 @@ def frame_valid_map(matrix: np.ndarray, frame_size: tuple[int, int], size: int) 
     """
     width, height = frame_size
     to_frame = cv2.invertAffineTransform(np.asarray(matrix, np.float64))
+    corners = np.array([[0, 0], [size - 1, 0], [0, size - 1], [size - 1, size - 1]], np.float64)
+    x, y = (corners @ to_frame[:, :2].T + to_frame[:, 2]).T
+    if (x >= 0).all() and (x <= width - 1).all() and (y >= 0).all() and (y <= height - 1).all():
+        return np.ones((size, size), bool)      # the corners are inside, so is the whole (convex) crop
     axis = np.arange(size, dtype=np.float64)
     x = to_frame[0, 0] * axis[None, :] + to_frame[0, 1] * axis[:, None] + to_frame[0, 2]
     y = to_frame[1, 0] * axis[None, :] + to_frame[1, 1] * axis[:, None] + to_frame[1, 2]

@@ -31,6 +31,10 @@ from shards.sample import decode_png
 from shards.tar import read_member
 
 
+RECORD_BLOCK, RECORD_BLOCKS_KEPT = 64, 32
+"""Rows of faces.parquet converted to records at a time, and blocks kept per library."""
+
+
 class FaceFolderError(Exception):
     """A face-shard folder lacks its tables, or a shard holds a face its tables do not."""
 
@@ -78,8 +82,9 @@ class FaceLibrary:
         self._neighbours = neighbours.values.to_numpy()
         self.rows = {key: number for number, key in enumerate(self._faces.column("key").to_pylist())}
         self._cached, self._open_files = cached, open_files
-        self._crops: OrderedDict[int, np.ndarray] = OrderedDict()
+        self._crops: OrderedDict[int, tuple[FaceRecord, np.ndarray]] = OrderedDict()
         self._files: OrderedDict[str, object] = OrderedDict()
+        self._blocks: OrderedDict[int, list[dict]] = OrderedDict()
 
     def _table(self, name: str):
         with self._opener(f"{self.folder}/{name}.parquet") as stream:
@@ -93,7 +98,16 @@ class FaceLibrary:
             raise FaceFolderError(f"{self.folder}: face {key} is in a shard but not in faces.parquet") from None
 
     def record(self, row: int) -> FaceRecord:
-        return FaceRecord.from_row(self._faces.slice(row, 1).to_pylist()[0])
+        """The record of face `row`. Rows are converted from the table a block at a time
+        (a stream reads each shard in order), a few blocks kept."""
+        block, offset = divmod(row, RECORD_BLOCK)
+        rows = self._blocks.pop(block, None)
+        if rows is None:
+            rows = self._faces.slice(block * RECORD_BLOCK, RECORD_BLOCK).to_pylist()
+            if len(self._blocks) >= RECORD_BLOCKS_KEPT:
+                self._blocks.popitem(last=False)
+        self._blocks[block] = rows
+        return FaceRecord.from_row(rows[offset])
 
     def neighbours(self, row: int) -> np.ndarray:
         """(k,) int32 rows of the face's nearest faces, nearest first."""

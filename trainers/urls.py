@@ -47,6 +47,10 @@ def checked_urls(option: str, patterns: list[str] | tuple[str, ...]) -> list[str
     return urls
 
 
+READ_BUFFER = 1 << 20
+"""Bytes read from a local shard at a time: members (stored crops) are hundreds of KB."""
+
+
 def open_url(url: str):
     """A binary stream for a shard URL. Local paths open directly; `pipe:` URLs (written by
     the user) go to webdataset; other schemes (gs://, s3://, hdfs://, https://) go through
@@ -55,7 +59,7 @@ def open_url(url: str):
         from webdataset import gopen
         return gopen.gopen(url)
     if _is_local(url):
-        return open(url.removeprefix("file://"), "rb")
+        return open(url.removeprefix("file://"), "rb", buffering=READ_BUFFER)
     import fsspec
     try:
         return fsspec.open(url, "rb").open()
