@@ -20,7 +20,7 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions, StandardOptions
 
 from blending.bi import BlendParams
-from blending.mix import FakeParams, RecipeMix, RecipeSpecError
+from blending.mix import FakeParams, RecipeMix
 from blending.recipe import RECIPES, recipe
 from shards.faces import FACE_COMPRESSION
 from blending.color import COLOR_TRANSFERS

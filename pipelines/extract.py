@@ -27,7 +27,7 @@ from landmarks.frames import (DecodeError, DecodeLimits, DecodeTimeout, FileTooL
                               media_kind, read_frames, require_regular_file)
 from pipelines.config import CropConfig, WorkerConfig
 from pipelines.failures import (FILE_TOO_LARGE, NOT_REGULAR_FILE, TIMEOUT, TOO_MANY_PIXELS, TRUNCATED, UNDECODABLE,
-                                UNREADABLE, UNSUPPORTED_TYPE, InputFailure, Reason, failure_row, reason_of,
+                                UNREADABLE, UNSUPPORTED_TYPE, Reason, failure_row, reason_of,
                                 stop_if_fail_fast)
 from pipelines.progress import Progress
 from pipelines.lanes import Lane, claim

@@ -14,7 +14,6 @@ import apache_beam as beam
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
-from apache_beam.io.filesystems import FileSystems
 
 from landmarks.neighbours import CandidatePool, k_nearest, normalize_landmarks
 from pipelines.extract import UnitSummary, read_unit_record
