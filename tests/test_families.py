@@ -119,7 +119,10 @@ def test_family_options_are_validated():
     assert set(FAMILIES) == {"xray", "amten", "segmentation", "patch", "local"}
 
 
-LEARNING = [("amten", {}, 1e-2), ("amten", {"classes": "methods"}, 1e-2), ("segmentation", {"arch": "vgg5"}, 1e-3),
+# amten binary at lr 1e-2 (SGD, momentum 0.95, 12-sample batches) oscillates: with the
+# interleaved shard order its last window of seed 0 rose to 0.58 (first 0.68); at 3e-3 the
+# loss falls steadily for seeds 0 and 1 (0.69 -> 0.27, 0.67 -> 0.24).
+LEARNING = [("amten", {}, 3e-3), ("amten", {"classes": "methods"}, 1e-2), ("segmentation", {"arch": "vgg5"}, 1e-3),
             ("segmentation", {"arch": "fn3", "crop_size": 80}, 1e-3), ("patch", {"trunk": "resnet18-layer1"}, 1e-3),
             ("local", {}, 1e-3), ("local", {"fake_mask": "cvm", "face_head": True}, 1e-3)]
 
