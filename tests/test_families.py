@@ -127,7 +127,10 @@ def test_amten_methods_head_has_one_output_per_method_id():
     assert model(torch.zeros(1, 3, 128, 128, dtype=torch.uint8))["class_logits"].shape == (1, len(METHOD_IDS))
 
 
-LEARNING = [("amten", {}, 1e-2), ("amten", {"classes": "methods"}, 1e-2), ("segmentation", {"arch": "vgg5"}, 1e-3),
+# amten binary at lr 1e-2 (SGD, momentum 0.95, 12-sample batches) oscillates: with the
+# interleaved shard order its last window of seed 0 rose to 0.58 (first 0.68); at 3e-3 the
+# loss falls steadily for seeds 0 and 1 (0.69 -> 0.27, 0.67 -> 0.24).
+LEARNING = [("amten", {}, 3e-3), ("amten", {"classes": "methods"}, 1e-2), ("segmentation", {"arch": "vgg5"}, 1e-3),
             ("segmentation", {"arch": "fn3", "crop_size": 80}, 1e-3), ("patch", {"trunk": "resnet18-layer1"}, 1e-3),
             ("local", {}, 1e-3), ("local", {"fake_mask": "cvm", "face_head": True}, 1e-3)]
 
