@@ -145,3 +145,24 @@ def test_offline_mix_of_recipes(faces, tmp_path):
                                       "--recipe", "mix:bi=0.5,sbi=0.5", "--fakes-per-real", "2"], catch_exceptions=False)
     assert again.exit_code == 0
     assert (tmp_path / "mix" / "shard-000000.tar").read_bytes() == (tmp_path / "again" / "shard-000000.tar").read_bytes()
+
+
+def test_paired_sbi_draws_give_a_real_face_and_its_self_blend_side_by_side(faces, tmp_path):
+    train(faces, tmp_path / "run", "--steps", "1", "--image-size", "256", "--batch-size", "8", "--recipe", "sbi",
+          "--paired", "--dump-samples", "8", "--workers", "0")
+    dumped = list(read_tar((tmp_path / "run" / "dumped_samples.tar").open("rb")))
+    library = FaceLibrary(str(faces), open_url)
+    for real, fake in zip(dumped[::2], dumped[1::2], strict=True):
+        real_meta, fake_meta = json.loads(real["json"]), json.loads(fake["json"])
+        assert (real["cls"], fake["cls"]) == (b"0", b"1") and real_meta["target_of"]["key"] == fake_meta["key"]
+        assert real_meta["augment"] == fake_meta["augment"]             # one draw, one augmentation
+        made = {}
+        for sample, meta in ((real, real_meta), (fake, fake_meta)):
+            made[meta["kind"]] = regenerate(meta, library)
+            again = apply_augment(meta["augment"], made[meta["kind"]].image, (made[meta["kind"]].mask,))
+            np.testing.assert_array_equal(again.image, decode_png(sample["img.png"]))
+        outside = made["blended"].mask == 0        # before augmentation (JPEG mixes 8 x 8 blocks) they agree there
+        np.testing.assert_array_equal(made["real"].image[outside], made["blended"].image[outside])
+    refused = CliRunner().invoke(main, ["train", "local", "--train-faces", pattern(faces), "--out", str(tmp_path / "x"),
+                                        "--paired", "--recipe", "bi"])
+    assert refused.exit_code == 2 and "--recipe sbi" in refused.output

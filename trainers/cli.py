@@ -39,7 +39,7 @@ def _train_command(family: type[Family]) -> click.Command:
         from trainers.loop import NoPretrainedBackbone, NoTrainingData, PresetNeedsSteps, TrainConfig
         from trainers.loop import train as run_training
         from blending.mix import RecipeSpecError
-        from trainers.online import FaceFolderError
+        from trainers.online import FaceFolderError, OnlineOptionsError
         from trainers.urls import MissingShards
         options = {o.name: opts.pop(o.name) for o in family.OPTIONS}
         resume = opts.pop("resume")
@@ -49,7 +49,8 @@ def _train_command(family: type[Family]) -> click.Command:
             raise click.UsageError(f"--resume: no checkpoint at {os.path.join(config.out, 'last.pt')}")
         try:
             report = run_training(config, resume=resume)
-        except (MissingShards, PresetNeedsSteps, NoPretrainedBackbone, NoTrainingData, RecipeSpecError) as error:
+        except (MissingShards, PresetNeedsSteps, NoPretrainedBackbone, NoTrainingData, RecipeSpecError,
+                OnlineOptionsError) as error:
             raise click.UsageError(str(error)) from error
         except (UnreadableShards, FaceFolderError) as error:
             raise click.ClickException(str(error)) from error
@@ -69,6 +70,9 @@ def _train_command(family: type[Family]) -> click.Command:
         click.Option(["--recipe"], default="bi", show_default=True,
                      help="Online: what makes the fakes: 'bi' (a neighbour's face pasted in), 'sbi' (the face "
                           "blended with an altered copy of itself), or a per-draw mix such as 'mix:bi=0.5,sbi=0.5'."),
+        click.Option(["--paired"], is_flag=True,
+                     help="Online, --recipe sbi: every draw gives the face's real (target) copy and its own "
+                          "self-blend, side by side in a batch, as SBI training pairs them (--fake-fraction unused)."),
         click.Option(["--mask-recipe"], type=click.Choice(sorted(RECIPES)), default="default", show_default=True,
                      help="Online: the BI mask recipe ('default': the reference generators' variety; 'paper': "
                           "Face X-ray Sec. 3.2). A data option: --preset never changes it."),

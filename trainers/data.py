@@ -78,7 +78,9 @@ class ShardStream(IterableDataset):
     dict of tensors; it may raise on corrupt data. Each raw sample also carries `__url__`,
     `__draw__` = (epoch, slot, position in the slot's sequence), which names the draw for
     any per-draw randomness, and `__skipped__`, True for a sample a resumed run consumes
-    unseen (a decoder may then only check that it would decode). `skip_batches`: batches of this epoch
+    unseen (a decoder may then only check that it would decode). A decoder may return a
+    list: several samples from one draw, yielded one after the other (a real face and its
+    self-blend, `--paired`). `skip_batches`: batches of this epoch
     already consumed (resume). `failures`: where unreadable shards and samples are
     recorded (shared by the DataLoader's worker processes)."""
 
@@ -193,9 +195,12 @@ class ShardStream(IterableDataset):
                     health.check()
                 continue
             health.decoded(reading, True)
-            produced += 1
-            if produced > skip:
-                yield decoded
+            for output in decoded if isinstance(decoded, list) else [decoded]:
+                if quota is not None and produced >= quota:
+                    return
+                produced += 1
+                if produced > skip:
+                    yield output
 
 
 def make_loader(stream: ShardStream, workers: int, drop_last: bool) -> DataLoader:

@@ -11,9 +11,10 @@ import torch
 
 from blending.augment import AugmentParams, apply_augment, draw_augment
 from blending.postprocess import parse_spec, postprocess
-from shards.keys import key_rng
+from shards.keys import key_rng, parse_key
 from shards.sample import decode_png
-from trainers.online import FaceLibrary, OnlineConfig, check_face_sample, face_folder, online_sample
+from trainers.online import (FaceLibrary, OnlineConfig, check_face_sample, face_folder, online_sample,
+                             paired_samples)
 from trainers.urls import open_url
 
 IMAGE_MEMBERS = {"img.png": "image", "xray.png": "xray", "mask.png": "mask", "hull.png": "hull"}
@@ -75,27 +76,34 @@ class Decoder:
             self._libraries[folder] = FaceLibrary(folder, self.opener, self.online.cached_crops)
         return self._libraries[folder]
 
-    def __call__(self, sample: dict) -> dict:
+    def __call__(self, sample: dict) -> dict | list[dict]:
         draw = tuple(sample.get("__draw__", (0, 0, 0)))
         if "cls" in sample:
             meta, label = json.loads(sample["json"]), int(sample["cls"])
             images = {member: decode_png(sample[member]) for member in dict.fromkeys(("img.png", *self.members))}
+            return self._tensors(meta, label, images, draw, str(sample["__key__"]))
+        if self.online is None:
+            raise ValueError(f"{sample['__key__']}: a face-shard sample, but online blending is not set up "
+                             f"(pass face shards with --train-faces)")
+        library = self.library(sample["__url__"])
+        if sample.get("__skipped__"):
+            check_face_sample(sample, library)
+            return [{}, {}] if self.online.paired else {}
+        if self.online.paired:
+            made = paired_samples(sample, library, self.online, self.seed, draw)
         else:
-            if self.online is None:
-                raise ValueError(f"{sample['__key__']}: a face-shard sample, but online blending is not set up "
-                                 f"(pass face shards with --train-faces)")
-            library = self.library(sample["__url__"])
-            if sample.get("__skipped__"):
-                check_face_sample(sample, library)
-                return {}
-            made = online_sample(sample, library, self.online, self.seed, draw)
-            meta, label = made.meta, made.label
-            images = {"img.png": made.image, "xray.png": made.xray, "mask.png": made.mask, "hull.png": made.hull}
-        key = str(meta.get("key", sample["__key__"]))
+            made = [online_sample(sample, library, self.online, self.seed, draw)]
+        out = [self._tensors(m.meta, m.label, {"img.png": m.image, "xray.png": m.xray, "mask.png": m.mask,
+                                               "hull.png": m.hull}, draw, m.key) for m in made]
+        return out if self.online.paired else out[0]
+
+    def _tensors(self, meta: dict, label: int, images: dict, draw: tuple, key: str) -> dict:
+        """Augmented (choices from the draw and the sample's face, never its label),
+        post-processed, resized tensors of one sample."""
         if self.augment is not None:
             masks = [m for m in images if m != "img.png"]
-            augmented = apply_augment(draw_augment(key_rng(self.seed, "augment", *draw, key), self.augment),
-                                      images["img.png"], [images[m] for m in masks])
+            rng = key_rng(self.seed, "augment", *draw, _face_of(key))
+            augmented = apply_augment(draw_augment(rng, self.augment), images["img.png"], [images[m] for m in masks])
             images = {"img.png": augmented.image, **dict(zip(masks, augmented.masks, strict=True))}
             meta = meta | {"augment": augmented.choices}
         out = {"label": torch.tensor(label, dtype=torch.int64),
@@ -109,6 +117,15 @@ class Decoder:
             tensor = torch.from_numpy(np.ascontiguousarray(resize_square(image, self.size)))
             out[IMAGE_MEMBERS[member]] = tensor.permute(2, 0, 1) if tensor.ndim == 3 else tensor[None]
         return out
+
+
+def _face_of(key: str) -> str:
+    """The face a sample key was made from (the key itself when it is not one of ours), so
+    a real face and its self-blend of one draw get the same augmentation."""
+    try:
+        return parse_key(key).face_key
+    except ValueError:
+        return key
 
 
 def make_decoder(members: tuple[str, ...], size: int, postprocessing: str = "none", seed: int = 0) -> Decoder:

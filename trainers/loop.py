@@ -27,7 +27,7 @@ from trainers.dump import batch_samples, write_dump
 from trainers.failures import FailureLog, NoSamplesRead
 from trainers.families import Family, get_family
 from trainers.metrics import IoUAccumulator, evaluation_report
-from trainers.online import OnlineConfig
+from trainers.online import OnlineConfig, OnlineOptionsError
 from trainers.recipe import read_recipe
 from trainers.sam import optimizer_step
 from trainers.urls import checked_urls
@@ -45,7 +45,8 @@ class TrainConfig:
     fixed. None means "not given": `resolved` fills it in. train_faces: face-shard URL
     patterns blended online (`trainers.online`), each draw a blend with probability
     fake_fraction, made by `recipe` ('bi', 'sbi' or 'mix:bi=W,sbi=W'), BI masks from
-    `mask_recipe`. augment: per-draw augmentation of every training
+    `mask_recipe`; paired: each draw gives a real face and its own self-blend, side by side
+    (recipe 'sbi'). augment: per-draw augmentation of every training
     sample ('default' or 'none'). dump_samples: write the first N training samples as
     <out>/dumped_samples.tar."""
 
@@ -76,6 +77,7 @@ class TrainConfig:
     fake_fraction: float = 0.5
     mask_recipe: str = "default"
     recipe: str = "bi"
+    paired: bool = False
     augment: str = "default"
     dump_samples: int = 0
 
@@ -254,7 +256,10 @@ def train(config: TrainConfig, resume: bool = False) -> dict:
     train_urls = sample_urls + face_urls
     val_urls = checked_urls("--val", config.val) if config.val else []
     online = OnlineConfig(config.fake_fraction, FakeParams(bi=recipe_params(config.mask_recipe)),
-                          RecipeMix.parse(config.recipe)) if face_urls else None
+                          RecipeMix.parse(config.recipe), paired=config.paired) if face_urls else None
+    if config.paired and config.batch_size % 2:
+        raise OnlineOptionsError(f"--paired puts a real face and its self-blend side by side: the batch size must be even, "
+                         f"got {config.batch_size}")
     recipe = read_recipe(sample_urls) if sample_urls else replace(
         read_recipe(face_urls), size=online.size, margin=online.margin, source=f"face shards, online {online.size} px")
     device = pick_device(config.device)

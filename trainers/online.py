@@ -22,10 +22,10 @@ import pyarrow.parquet as pq
 
 from blending.bi import blend_from_choices
 from blending.mix import FakeParams, RecipeMix
-from blending.sbi import self_blend_from_choices
+from blending.sbi import self_blend_from_choices, self_blend_target
 from shards.assemble import SampleArrays, bi_arrays, blended_arrays, real_arrays, sbi_arrays
 from shards.faces import FaceRecord, cut_recipe_crop, stored_mesh
-from shards.keys import key_rng, sample_key
+from shards.keys import key_rng, parse_key, sample_key
 from shards.png import png_size
 from shards.sample import decode_png
 from shards.tar import read_member
@@ -33,6 +33,10 @@ from shards.tar import read_member
 
 RECORD_BLOCK, RECORD_BLOCKS_KEPT = 64, 32
 """Rows of faces.parquet converted to records at a time, and blocks kept per library."""
+
+
+class OnlineOptionsError(ValueError):
+    """Online blending options that do not go together."""
 
 
 class FaceFolderError(Exception):
@@ -44,7 +48,8 @@ class OnlineConfig:
     """fake_fraction: probability that a draw is a fake. mix: which generator makes it (BI
     blend or self-blend). params: the generators' ranges. size, margin: the sample crop cut
     from the stored crops. cached_crops: foreground recipe crops kept per loader worker
-    (size^2 x 3 bytes each)."""
+    (size^2 x 3 bytes each). paired: every draw gives two samples, the face's real target
+    copy and its self-blend, as SBI training pairs them (recipe 'sbi'; fake_fraction unused)."""
 
     fake_fraction: float = 0.5
     params: FakeParams = FakeParams()
@@ -52,10 +57,13 @@ class OnlineConfig:
     size: int = 256
     margin: float = 1.3
     cached_crops: int = 512
+    paired: bool = False
 
     def __post_init__(self):
         if not 0 <= self.fake_fraction <= 1:
-            raise ValueError(f"fake_fraction must be in [0, 1], got {self.fake_fraction}")
+            raise OnlineOptionsError(f"fake_fraction must be in [0, 1], got {self.fake_fraction}")
+        if self.paired and self.mix.names != ("sbi",):
+            raise OnlineOptionsError("--paired draws a real face and its own self-blend: it needs --recipe sbi")
 
 
 def face_folder(url: str) -> str:
@@ -165,6 +173,25 @@ def online_sample(raw: dict, library: FaceLibrary, config: OnlineConfig, seed: i
                      decide, config.params.bi, made_draw)
 
 
+def paired_samples(raw: dict, library: FaceLibrary, config: OnlineConfig, seed: int,
+                   draw: tuple[int, int, int]) -> list[SampleArrays]:
+    """A draw of `--paired` SBI: [the real target copy, its self-blend]. The real sample is
+    the copy the self-blend equals outside its mask (`blending.sbi.self_blend_target`); its
+    json holds the blend's choices under `target_of`, so it regenerates too."""
+    key = raw["__key__"]
+    background = library.record(library.row(key))
+    made_draw = {"draw": {"seed": seed, "epoch": draw[0], "slot": draw[1], "position": draw[2]}}
+    stored = decode_png(raw["img.png"])
+    fake = sbi_arrays(sample_key(key, draw_variant(draw) + "f"), background, stored, stored_mesh(raw["json"]),
+                      config.size, config.margin, key_rng(seed, "online-sbi", *draw, key), config.params.sbi,
+                      made_draw)
+    cut = cut_recipe_crop(background, stored, config.size, config.margin)
+    target = real_arrays(sample_key(key, draw_variant(draw) + "r"), cut.record,
+                         self_blend_target(cut.image, fake.meta["blend"]))
+    meta = target.meta | made_draw | {"target_of": {"key": fake.key, "blend": fake.meta["blend"]}}
+    return [SampleArrays(target.key, target.image, target.xray, target.mask, target.hull, 0, meta), fake]
+
+
 def check_face_sample(raw: dict, library: FaceLibrary) -> None:
     """What a skipped draw checks (a resumed run consumes it unseen): the face is known and
     its members are there; raises like `online_sample` would on a missing face."""
@@ -178,7 +205,7 @@ def regenerate(meta: dict, library: FaceLibrary) -> SampleArrays:
     """An online sample, before augmentation, rebuilt from its json alone (the faces are
     read from `library`, the blend from the recorded choices): bit-identical to the one
     drawn."""
-    face_key = meta["key"].rsplit("-", 1)[0]
+    face_key = parse_key(meta["key"]).face_key
     row = library.row(face_key)
     record = library.record(row)
     stored = decode_png(read_member(library._file(record.shard), record.image))
@@ -187,8 +214,11 @@ def regenerate(meta: dict, library: FaceLibrary) -> SampleArrays:
     cut = cut_recipe_crop(record, stored, size, margin, mesh)
     draw = {"draw": meta["draw"]}
     if meta["kind"] == "real":
-        real = real_arrays(meta["key"], cut.record, cut.image)
-        return SampleArrays(real.key, real.image, real.xray, real.mask, real.hull, 0, real.meta | draw)
+        pair = meta.get("target_of")
+        image = cut.image if pair is None else self_blend_target(cut.image, pair["blend"])
+        real = real_arrays(meta["key"], cut.record, image)
+        return SampleArrays(real.key, real.image, real.xray, real.mask, real.hull, 0,
+                            real.meta | draw | ({"target_of": pair} if pair else {}))
     if meta["method"] == "sbi":
         result = self_blend_from_choices(cut.image, cut.record.landmarks, meta["blend"], mesh=cut.mesh,
                                          valid=cut.valid())
