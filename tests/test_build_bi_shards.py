@@ -180,7 +180,8 @@ def test_output_folder_explains_itself(run_seed0):
     assert stats["by_kind"] == {"blended": 12, "real": 12} and stats["by_label"] == {"0": 12, "1": 12}
     assert stats["by_split"] == {"train": 24} and stats["identities"] == 3
     assert stats["failures"] == 0 and stats["parameters"]["output"]["seed"] == 0
-    assert stats["parameters"]["blend"]["color_transfer"] == "rgb_mean"
+    assert stats["parameters"]["fakes"]["bi"]["color_transfer"] == "rgb_mean"
+    assert stats["parameters"]["mix"]["weights"] == [["bi", 1.0]]
     assert stats["packages"]["apache-beam"].startswith("2.77")
     assert " run build_bi_shards --input " in stats["command"] and "--frames-per-video 4" in stats["command"]
     card = (output / "README.md").read_text()

@@ -122,11 +122,13 @@ def test_no_video_or_identity_in_two_splits(forgery_output, ffpp_tree, tmp_path)
 
 
 def test_real_and_fake_frames_get_identical_processing(shared_data, tmp_path):
-    """A 'fake' that is a copy of its original must give byte-identical crops and empty
+    """A 'fake' that decodes to the same frames as its original (its bytes plus 16 zero
+    bytes, so it is not refused as the same file) must give byte-identical crops and empty
     masks: real and fake pass through the same decoding, warping and PNG encoding."""
+    copy = tmp_path / "copy.mp4"
+    copy.write_bytes((shared_data / FFPP_ORIGINALS["004"]).read_bytes() + b"\0" * 16)
     root = make_ffpp_tree(tmp_path / "ffpp", shared_data, {"train": [["004", "982"]]},
-                          {"004": FFPP_ORIGINALS["004"]},
-                          {("NeuralTextures", "004_982"): FFPP_ORIGINALS["004"]})
+                          {"004": FFPP_ORIGINALS["004"]}, {("NeuralTextures", "004_982"): str(copy)})
     run("build_forgery_shards", "--input", str(root), "--output", str(tmp_path / "out"))
     samples = read_samples(tmp_path / "out")
     fakes = [s for s in samples.values() if s["json"]["kind"] == "manipulated"]

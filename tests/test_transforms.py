@@ -11,6 +11,7 @@ from apache_beam.runners.portability.fn_api_runner import FnApiRunner
 from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 
+from blending.mix import FakeParams
 from blending.recipe import recipe
 from pipelines.config import CropConfig, WorkerConfig
 from pipelines.extract import ExtractFaces, UnitSummary
@@ -98,7 +99,8 @@ def test_plan_and_write_bi_shards(faces, tmp_path):
         assert_that(planned.tasks | beam.Map(lambda lane: (lane.items[0].index, len(lane.items[0].samples))),
                     equal_to([(0, 3), (1, 3), (2, 2)]), label="tasks")
         assert_that(planned.failures | beam.Map(lambda f: f["reason"]), equal_to(["no_landmarks"]), label="failures")
-        index = planned.tasks | WriteBiShards(str(faces), str(tmp_path), 128, 1.3, recipe("default"), seed=0)
+        index = planned.tasks | WriteBiShards(str(faces), str(tmp_path), 128, 1.3, FakeParams(bi=recipe("default")),
+                                              seed=0)
         assert_that(index | beam.Map(lambda r: (r["kind"], r["shard"][:6])),
                     equal_to([("real", "shard-")] * 4 + [("blended", "shard-")] * 4), label="index")
     assert sorted(p.name for p in tmp_path.glob("shard-*.tar")) == ["shard-000000.tar", "shard-000001.tar",

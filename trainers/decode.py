@@ -44,8 +44,8 @@ def video_group(meta: dict) -> str:
 class Decoder:
     """Raw samples -> training tensors, in DataLoader workers.
 
-    A sample-shard sample (it has `cls`) is decoded from its PNGs; a face-shard sample (no
-    `cls`) is made into a real sample or a fresh blend by `online` (`trainers.online`),
+    A sample-shard sample (it has `cls`) is decoded from its PNGs; a face-shard sample (an
+    `img.png` and no `cls`) is made into a real sample or a fresh blend by `online` (`trainers.online`),
     which must then be given. `augment` (None for evaluation) is drawn per draw from
     (seed, draw, key), never from the label, and applied alike to real and fake samples;
     `postprocessing` (a `blending.postprocess` spec) degrades the image after it. Output:
@@ -78,7 +78,7 @@ class Decoder:
 
     def __call__(self, sample: dict) -> dict | list[dict]:
         draw = tuple(sample.get("__draw__", (0, 0, 0)))
-        if "cls" in sample:
+        if "cls" in sample or "img.png" not in sample:      # a sample shard's (a missing member: KeyError)
             meta, label = json.loads(sample["json"]), int(sample["cls"])
             images = {member: decode_png(sample[member]) for member in dict.fromkeys(("img.png", *self.members))}
             return self._tensors(meta, label, images, draw, str(sample["__key__"]))
