@@ -19,9 +19,13 @@ import json
 import os
 import tempfile
 import time
+import sys
 from pathlib import Path
 
 DATA = Path(os.environ.get("FORGERY_TEST_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from conftest import make_ffpp_tree  # noqa: E402 - the FF++ layout of links, shared with the tests
+
 FFPP_ORIGINALS = {"004": "real_videos/ffpp_c23__004.mp4", "519": "real_videos/ffpp_c23__519.mp4"}
 FFPP_FAKES = {("NeuralTextures", "004_982"): "fake_videos/ffpp_c23_NeuralTextures__004_982.mp4",
               ("Deepfakes", "519_515"): "fake_videos/ffpp_c23_Deepfakes__519_515.mp4"}
@@ -49,19 +53,8 @@ def _link(folder: Path, names: list[str]) -> Path:
 
 def _ffpp_tree(root: Path) -> Path:
     """The shared FF++ pairs as an FF++-shaped tree, every pair in the test split."""
-    youtube = root / "original_sequences/youtube/c23/videos"
-    youtube.mkdir(parents=True)
-    for video, path in FFPP_ORIGINALS.items():
-        (youtube / f"{video}.mp4").symlink_to(DATA / path)
-    for (method, name), path in FFPP_FAKES.items():
-        folder = root / "manipulated_sequences" / method / "c23/videos"
-        folder.mkdir(parents=True, exist_ok=True)
-        (folder / f"{name}.mp4").symlink_to(DATA / path)
-    (root / "splits").mkdir()
     pairs = [name.split("_") for _, name in FFPP_FAKES]
-    for split in ("train", "val", "test"):
-        (root / "splits" / f"{split}.json").write_text(json.dumps(pairs if split == "test" else []))
-    return root
+    return make_ffpp_tree(root, DATA, {"test": pairs}, FFPP_ORIGINALS, FFPP_FAKES)
 
 
 def build_data(work: Path, settings: dict, ffpp: str | None) -> dict[str, list[str]]:
