@@ -1,6 +1,7 @@
 """`beam train <family>`, `beam eval`, `beam predict`."""
 from __future__ import annotations
 
+import functools
 import json
 import os
 
@@ -21,6 +22,18 @@ def train() -> None:
     """
 
 
+def _one_line_errors(function):
+    """A command whose checkpoint errors (missing, unreadable, not ours) end in one line."""
+    @functools.wraps(function)
+    def run(*args, **kwargs):
+        from trainers.checkpoint import CheckpointError
+        try:
+            return function(*args, **kwargs)
+        except CheckpointError as error:
+            raise click.ClickException(str(error)) from error
+    return run
+
+
 def _model_option(option) -> click.Option:
     flag = option.name.replace("_", "-")
     if option.type is bool:
@@ -34,6 +47,7 @@ def _train_command(family: type[Family]) -> click.Command:
     d, p = family.defaults, family.paper
 
     @click.pass_context
+    @_one_line_errors
     def command(ctx: click.Context, **opts) -> None:
         from trainers.failures import UnreadableShards
         from trainers.loop import NoPretrainedBackbone, NoTrainingData, PresetNeedsSteps, TrainConfig
@@ -141,6 +155,7 @@ for _family in FAMILIES.values():
 @click.option("--postprocess", default="none", show_default=True,
               help="Degrade the images first (robustness test): none, mix, jpeg:70, median:5, ...")
 @click.option("--device", default="auto", show_default=True)
+@_one_line_errors
 def evaluate_command(checkpoint: str, shard_urls: tuple[str, ...], set_specs: tuple[str, ...], out: str | None,
                      batch_size: int, workers: int, postprocess: str, device: str) -> None:
     """Evaluate a checkpoint on one set (--shards) or several named sets (--set): frame and
@@ -206,6 +221,7 @@ def evaluate_command(checkpoint: str, shard_urls: tuple[str, ...], set_specs: tu
               help="Folder for predictions.csv (one row per input) and <name>_scores.json / _prediction.png.")
 @click.option("--frames", type=click.IntRange(1), default=32, show_default=True, help="Frames sampled per video.")
 @click.option("--device", default="auto", show_default=True)
+@_one_line_errors
 def predict(media: tuple[str, ...], checkpoint: str, out: str, frames: int, device: str) -> None:
     """Score videos or images: fake score per frame, video score, and a picture of the
     faces with the predicted X-ray (or mask / heatmap) and an overlay. Faces are cropped

@@ -79,7 +79,7 @@ class Decoder:
     def __call__(self, sample: dict) -> dict | list[dict]:
         draw = tuple(sample.get("__draw__", (0, 0, 0)))
         if "cls" in sample or "img.png" not in sample:      # a sample shard's (a missing member: KeyError)
-            meta, label = json.loads(sample["json"]), int(sample["cls"])
+            meta, label = json.loads(sample["json"]), label_of(sample["cls"])
             images = {member: decode_png(sample[member]) for member in dict.fromkeys(("img.png", *self.members))}
             return self._tensors(meta, label, images, draw, str(sample["__key__"]))
         if self.online is None:
@@ -117,6 +117,19 @@ class Decoder:
             tensor = torch.from_numpy(np.ascontiguousarray(resize_square(image, self.size)))
             out[IMAGE_MEMBERS[member]] = tensor.permute(2, 0, 1) if tensor.ndim == 3 else tensor[None]
         return out
+
+
+class BadLabel(ValueError):
+    """A sample whose `cls` is not 0 (real) or 1 (fake)."""
+
+
+def label_of(cls: bytes) -> int:
+    """The label of a sample's `cls` member: 0 or 1, else BadLabel (the stream records the
+    sample by name and skips it)."""
+    text = cls.decode(errors="replace").strip()
+    if text not in ("0", "1"):
+        raise BadLabel(f"cls {text!r} is not 0 (real) or 1 (fake)")
+    return int(text)
 
 
 def _face_of(key: str) -> str:
