@@ -59,7 +59,7 @@ def test_unsafe_member_names_are_skipped_and_counted(tmp_path):
 def test_checkpoints_are_loaded_without_running_code(tmp_path):
     import pickle
 
-    from trainers.checkpoint import load_checkpoint
+    from trainers.checkpoint import CheckpointError, load_checkpoint
 
     class Payload:
         def __reduce__(self):
@@ -68,6 +68,7 @@ def test_checkpoints_are_loaded_without_running_code(tmp_path):
     path = tmp_path / "evil.pt"
     with open(path, "wb") as stream:
         pickle.dump({"model": Payload()}, stream)
-    with pytest.raises(pickle.UnpicklingError, match="Weights only load failed"):
+    with pytest.raises(CheckpointError, match="Weights only load failed") as refused:
         load_checkpoint(str(path))
+    assert isinstance(refused.value.__cause__, pickle.UnpicklingError)
     assert not (tmp_path / "pwned").exists()
