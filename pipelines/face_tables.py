@@ -35,6 +35,31 @@ def _vector(row: dict) -> np.ndarray:
     return normalize_landmarks(np.asarray(row["landmarks"], np.float32).reshape(68, 2))
 
 
+class _PoolPicker:
+    """The `size` faces with the smallest seeded key hashes, offered one row at a time."""
+
+    def __init__(self, seed: int, size: int):
+        self.seed, self.size, self.offered = seed, size, 0
+        self._chosen: list = []
+
+    def offer(self, row: dict) -> None:
+        entry = (-stable_hash(self.seed, "pool", row["key"]), row["key"], self.offered, group_codes(row), _vector(row))
+        self.offered += 1
+        if len(self._chosen) < self.size:
+            heapq.heappush(self._chosen, entry)
+        elif entry[:2] > self._chosen[0][:2]:
+            heapq.heapreplace(self._chosen, entry)
+
+    def pool(self) -> tuple[CandidatePool, np.ndarray]:
+        """The pool sorted by key, and its faces' row numbers."""
+        chosen = sorted(self._chosen, key=lambda e: e[1])
+        codes = np.array([e[3] for e in chosen], np.int64).reshape(-1, 3)
+        pool = CandidatePool(keys=np.array([e[1] for e in chosen], dtype=object), videos=codes[:, 0],
+                             identities=codes[:, 1], splits=codes[:, 2],
+                             vectors=np.array([e[4] for e in chosen], np.float32).reshape(len(chosen), 136))
+        return pool, np.array([e[2] for e in chosen], np.int32)
+
+
 class FaceTables:
     """The tables of a face-shard folder, written from its unit records."""
 
@@ -47,13 +72,21 @@ class FaceTables:
             yield from read_unit_record(self.directory, index)["faces"]
 
     def write(self, units: list[int]) -> None:
-        failures = list(self.skipped)
-        for index in units:
-            failures.extend(read_unit_record(self.directory, index)["failures"])
+        """Two passes over the unit records: faces and failures written and the pool picked
+        in the first, the neighbours searched in the second."""
+        failures, pool = list(self.skipped), _PoolPicker(self.seed, self.pool_size)
+
+        def rows() -> Iterator[dict]:
+            for index in units:
+                record = read_unit_record(self.directory, index)
+                failures.extend(record["failures"])
+                for row in record["faces"]:
+                    pool.offer(row)
+                    yield row
+        self._table("faces", FACES, self._batches(rows()))
         self._table("failures", FAILURES, [failures])
-        self._table("faces", FACES, self._batches(self.rows(units)))
-        pool, pool_rows = self._pool(units)
-        self._table("neighbours", NEIGHBOURS, self._neighbours(units, pool, pool_rows))
+        candidates, pool_rows = pool.pool()
+        self._table("neighbours", NEIGHBOURS, self._neighbours(units, candidates, pool_rows))
 
     def _table(self, name: str, schema: pa.Schema, batches) -> None:
         def write(stream):
@@ -71,23 +104,6 @@ class FaceTables:
                 yield batch
                 batch = []
         yield batch
-
-    def _pool(self, units: list[int]) -> tuple[CandidatePool, np.ndarray]:
-        """The `pool_size` faces with the smallest seeded key hashes, sorted by key, and
-        their row numbers."""
-        chosen: list[tuple[int, str, int, tuple[int, int, int], np.ndarray]] = []
-        for number, row in enumerate(self.rows(units)):
-            entry = (-stable_hash(self.seed, "pool", row["key"]), row["key"], number, group_codes(row), _vector(row))
-            if len(chosen) < self.pool_size:
-                heapq.heappush(chosen, entry)
-            elif entry[:2] > chosen[0][:2]:
-                heapq.heapreplace(chosen, entry)
-        chosen.sort(key=lambda e: e[1])
-        codes = np.array([e[3] for e in chosen], np.int64).reshape(-1, 3)
-        pool = CandidatePool(keys=np.array([e[1] for e in chosen], dtype=object), videos=codes[:, 0],
-                             identities=codes[:, 1], splits=codes[:, 2],
-                             vectors=np.array([e[4] for e in chosen], np.float32).reshape(len(chosen), 136))
-        return pool, np.array([e[2] for e in chosen], np.int32)
 
     def _neighbours(self, units: list[int], pool: CandidatePool, pool_rows: np.ndarray) -> Iterator[list[dict]]:
         for block in self._batches(self.rows(units)):

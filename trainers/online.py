@@ -126,12 +126,16 @@ class FaceLibrary:
         entry = self._crops.pop(row, None)
         if entry is None or entry[1].shape[0] != size:
             record = self.record(row)
-            stored = decode_png(read_member(self._file(record.shard), record.image))
+            stored = decode_png(self.member(record.shard, record.image))
             entry = record, cut_recipe_crop(record, stored, size, margin).image
             if len(self._crops) >= self._cached:
                 self._crops.popitem(last=False)
         self._crops[row] = entry
         return entry
+
+    def member(self, shard: str, span: tuple[int, int]) -> bytes:
+        """The bytes of one member of a face shard (`shards.tar.read_member`)."""
+        return read_member(self._file(shard), span)
 
     def _file(self, shard: str):
         stream = self._files.pop(shard, None)
@@ -208,8 +212,8 @@ def regenerate(meta: dict, library: FaceLibrary) -> SampleArrays:
     face_key = parse_key(meta["key"]).face_key
     row = library.row(face_key)
     record = library.record(row)
-    stored = decode_png(read_member(library._file(record.shard), record.image))
-    mesh = stored_mesh(read_member(library._file(record.shard), record.meta))
+    stored = decode_png(library.member(record.shard, record.image))
+    mesh = stored_mesh(library.member(record.shard, record.meta))
     size, margin = meta["crop"]["size"], meta["crop"]["margin"]
     cut = cut_recipe_crop(record, stored, size, margin, mesh)
     draw = {"draw": meta["draw"]}
