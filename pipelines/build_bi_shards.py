@@ -1,16 +1,18 @@
-"""`build_bi_shards`: face shards (or videos and images, extracted first) -> Face X-ray BI
-shards + index and failures tables."""
+"""`build_bi_shards`: face shards and their BI plan (`pipelines.samples.plan_bi_shards`) ->
+Face X-ray BI shards + index and failures tables."""
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import apache_beam as beam
+from apache_beam.io.filesystems import FileSystems
 
 from blending.mix import FakeParams, RecipeMix
 from pipelines.config import OutputConfig, WorkerConfig
-from pipelines.extract import FAILURES
-from pipelines.samples import PlanBiShards, WriteBiShards
+from pipelines.lanes import deal
+from pipelines.samples import BiPlan, WriteBiShards
 from pipelines.write import WriteTables
+from shards.layout import shard_name
 
 
 @dataclass(frozen=True)
@@ -30,13 +32,19 @@ class BiShardsConfig:
     fakes: FakeParams = FakeParams()
 
 
-def build_bi_shards(pipeline: beam.Pipeline, config: BiShardsConfig, after=None) -> None:
-    """Add the BI stage to `pipeline`: plan -> shards -> tables. `after`: a PCollection
-    that must be complete first (the face tables, when extraction runs in the same job)."""
-    out = config.output
-    start = pipeline if after is None else after | "FacesReady" >> beam.Map(lambda _: None)
-    planned = start | "PlanBiShards" >> PlanBiShards(config.faces, out.samples_per_shard, config.fakes_per_real,
-                                                     out.seed, config.workers, config.mix)
-    index = planned.tasks | "WriteBiShards" >> WriteBiShards(config.faces, out.directory, config.size,
-                                                             config.margin, config.fakes, out.seed, out.resume)
-    {"index": index, "failures": planned[FAILURES]} | "WriteTables" >> WriteTables(out.directory)
+def bi_outputs(directory: str, plan: BiPlan) -> list[str]:
+    """Every file a BI run of `plan` into `directory` writes: a shard per task, two tables."""
+    return [*(FileSystems.join(directory, shard_name(task.index)) for task in plan.tasks),
+            *(FileSystems.join(directory, f"{name}.parquet") for name in ("index", "failures"))]
+
+
+def build_bi_shards(pipeline: beam.Pipeline, config: BiShardsConfig, plan: BiPlan):
+    """Add the BI stage to `pipeline`: `plan`'s shard tasks -> shards -> tables. Returns its
+    last PCollection (one element once every shard and table is written)."""
+    out, workers = config.output, config.workers
+    index = (pipeline
+             | "ShardTasks" >> beam.Create(deal(plan.tasks, workers.lanes, workers.claims))
+             | "WriteBiShards" >> WriteBiShards(config.faces, out.directory, config.size, config.margin, config.fakes,
+                                                out.seed, out.resume))
+    failures = pipeline | "PlanFailures" >> beam.Create([(0, list(plan.failures))])
+    return {"index": index, "failures": failures} | "WriteTables" >> WriteTables(out.directory)

@@ -47,6 +47,27 @@ def face_count(directory: str) -> int:
     return _row_count(directory, "faces")
 
 
+def output_counts(directory: str, faces: str | None = None) -> dict[str, int]:
+    """The end-of-run counters, read from what a run wrote into `directory` (and its face
+    folder `faces`) for a runner that reports no metrics: faces kept, face shards,
+    samples by kind and sample shards. Tables not written count nothing."""
+    counts: dict[str, int] = {}
+    has_index = FileSystems.exists(FileSystems.join(directory, "index.parquet"))
+    face_folder = faces if faces is not None else (None if has_index else directory)
+    for folder in {face_folder, directory} - {None}:
+        if FileSystems.exists(FileSystems.join(folder, "faces.parquet")):
+            counts["faces/kept"] = face_count(folder)
+    if face_folder is not None:
+        counts["units/written"] = len(FileSystems.match([FileSystems.join(face_folder, "shard-*.tar")])[0].metadata_list)
+    if has_index:
+        index = _read_table(directory, "index")
+        counts["samples/written"] = len(index)
+        counts["shards/written"] = len({row["shard"] for row in index})
+        for row in index:
+            counts[f"samples/{row['kind']}"] = counts.get(f"samples/{row['kind']}", 0) + 1
+    return counts
+
+
 def stored_crop_margin(directory: str) -> float:
     """The crop margin of a face-shard folder's stored crops (OSError if it has none)."""
     with FileSystems.open(FileSystems.join(directory, "faces.parquet")) as stream:

@@ -10,11 +10,10 @@ import tempfile
 import threading
 import uuid
 from dataclasses import replace
-from collections.abc import Callable
+from collections.abc import Iterable, Iterator
 
 logging.getLogger().setLevel(logging.ERROR)  # Beam's import-time warnings ("apitools not found"); main() sets levels
-import apache_beam as beam  # noqa: E402 - after quieting the import-time warnings
-import click
+import click  # noqa: E402 - apache_beam is imported after quieting its import-time warnings
 import cv2
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions, StandardOptions
@@ -25,20 +24,21 @@ from blending.recipe import RECIPES, recipe
 from shards.faces import FACE_COMPRESSION
 from blending.color import COLOR_TRANSFERS
 from landmarks.detect import DetectorConfig
-from pipelines.build_bi_shards import BiShardsConfig, build_bi_shards  # noqa: E402
-from pipelines.build_forgery_shards import ForgeryShardsConfig, build_forgery_shards, group_by_original
-from pipelines.card import face_count, stored_crop_margin, write_dataset_card, write_faces_card
+from pipelines.build_bi_shards import BiShardsConfig, bi_outputs, build_bi_shards  # noqa: E402
+from pipelines.build_forgery_shards import ForgeryShardsConfig, build_forgery_shards, forgery_outputs, group_by_original
+from pipelines.card import face_count, output_counts, stored_crop_margin, write_dataset_card, write_faces_card
 from pipelines.config import CropConfig, OutputConfig, WorkerConfig
-from pipelines.extract_faces import FACES_SUBFOLDER, FacesConfig, extract_faces
+from pipelines.extract_faces import FACES_SUBFOLDER, FacesConfig, extract_faces, face_outputs
 from pipelines.forgery import MaskOptions
 from pipelines.readers import READERS, InputError, Listing, ReaderOptions, demo_sources, read_sources
 from pipelines.readers.ffpp import METHODS as FFPP_METHODS
 from pipelines.records import Source
+from pipelines.samples import plan_bi_shards
 from pipelines.extract import INPUT_TIMEOUT_ENV
 from pipelines.failures import (FAIL_FAST_DIR, InputFailure, NothingUsableError, PipelineError, RunError,
                                 fail_fast_rows, reason_counts, stop_if_fail_fast)
-from pipelines.runner import (RunSummary, discard_partial, finish_run, input_fingerprint, make_pipeline,
-                              prepare_output, quiet_worker_environment, run_and_summarize, run_configuration)
+from pipelines.runner import (RunSummary, Stage, discard_partial, finish_run, input_fingerprint, prepare_output,
+                              quiet_worker_environment, run_and_summarize, run_configuration)
 from pipelines.units import Unit, plan_units
 
 PASS_THROUGH = {"ignore_unknown_options": True, "allow_extra_args": True}
@@ -272,10 +272,11 @@ def _refuse_output_inside_input(input_dir: str | None, outputs: list[str]) -> No
                              f"outputs as inputs; choose an output folder outside it")
 
 
-def _run(ctx: click.Context, outputs: list[str], opts: dict, build: Callable[[beam.Pipeline], None],
+def _run(ctx: click.Context, outputs: list[str], opts: dict, stages: Iterable[Stage],
          workers: WorkerConfig) -> RunSummary:
     """Prepare the output folders (refusing another run's or a user's files; the run's
-    configuration recorded in run.json), run the pipeline `build` adds, print its summary.
+    configuration recorded in run.json), run the stages' pipelines, print the summary
+    (counted from the outputs where the runner reports no metrics).
 
     Every input gets `--input-timeout` (passed to the workers through the environment).
     A run that fails or is interrupted removes its partial outputs except finished shards
@@ -306,7 +307,7 @@ def _run(ctx: click.Context, outputs: list[str], opts: dict, build: Callable[[be
     on_main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGINT, on_interrupt) if on_main_thread else None
     try:
-        summary = run_and_summarize(make_pipeline(ctx.args), build)
+        summary = run_and_summarize(ctx.args, stages)
     except BaseException as error:
         for directory in outputs:
             discard_partial(directory, nested=_nested(directory, outputs))
@@ -331,6 +332,8 @@ def _run(ctx: click.Context, outputs: list[str], opts: dict, build: Callable[[be
         for folder in (marker, quiet, workers.claims):
             if folder:
                 shutil.rmtree(folder, ignore_errors=True)
+    if summary.from_outputs:
+        summary.counters |= output_counts(outputs[0], next((o for o in outputs[1:]), None))
     dropped = _dropped_by_table(outputs[0])
     if dropped is not None:
         summary.counters = {k: v for k, v in summary.counters.items() if not k.startswith("dropped/")} | \
@@ -499,7 +502,7 @@ def extract_faces_command(ctx: click.Context, **opts) -> None:
     except (InputError, ValueError) as error:
         raise click.UsageError(str(error)) from error
     click.echo(f"{len(sources)} inputs in {len(units)} units -> {config.directory}")
-    _run(ctx, [config.directory], opts, lambda p: extract_faces(p, units, skipped, config), config.workers)
+    _run(ctx, [config.directory], opts, [_extraction_stage(units, skipped, config)], config.workers)
     _faces_card(ctx, config)
 
 
@@ -552,18 +555,27 @@ def build_bi_shards_command(ctx: click.Context, **opts) -> None:
     except (InputError, ValueError, OSError) as error:
         raise click.UsageError(str(error)) from error
 
-    def build(pipeline: beam.Pipeline) -> None:
-        ready = None if extraction is None else extract_faces(pipeline, units, skipped, extraction)
-        build_bi_shards(pipeline, config, after=ready)
+    def stages() -> Iterator[Stage]:
+        if extraction is not None:
+            yield _extraction_stage(units, skipped, extraction)
+        plan = plan_bi_shards(faces_dir, output.samples_per_shard, config.fakes_per_real, output.seed, config.mix,
+                              workers.fail_fast)
+        yield Stage(lambda pipeline: build_bi_shards(pipeline, config, plan), len(plan.tasks),
+                    lambda: bi_outputs(output.directory, plan))
 
     if extraction is None:
         click.echo(f"faces of {faces_dir} -> {output.directory}")
-        _run(ctx, [output.directory], opts, build, workers)
+        _run(ctx, [output.directory], opts, stages(), workers)
     else:
         click.echo(f"{len(sources)} inputs in {len(units)} units -> {faces_dir} -> {output.directory}")
-        _run(ctx, [output.directory, faces_dir], opts, build, workers)
+        _run(ctx, [output.directory, faces_dir], opts, stages(), workers)
         _faces_card(ctx, extraction)
     _samples_card(ctx, output.directory, "Face X-ray blended-image (BI) shards", config, face_count(faces_dir))
+
+
+def _extraction_stage(units: list[Unit], skipped: list[dict], config: FacesConfig) -> Stage:
+    return Stage(lambda pipeline: extract_faces(pipeline, units, skipped, config), len(units),
+                 lambda: face_outputs(config.directory, units))
 
 
 @run.command("build_forgery_shards", context_settings=PASS_THROUGH)
@@ -605,8 +617,9 @@ def build_forgery_shards_command(ctx: click.Context, **opts) -> None:
         raise click.UsageError(str(error)) from error
     click.echo(f"{len(groups)} originals with {sum(len(f) for _, f in groups)} manipulated videos "
                f"-> {config.output.directory}")
-    _run(ctx, [config.output.directory], opts, lambda p: build_forgery_shards(p, groups, listing.skipped, config),
-         config.workers)
+    stage = Stage(lambda pipeline: build_forgery_shards(pipeline, groups, listing.skipped, config), len(groups),
+                  lambda: forgery_outputs(config.output))
+    _run(ctx, [config.output.directory], opts, [stage], config.workers)
     _samples_card(ctx, config.output.directory, "Supervised forgery shards (manipulated videos and their originals)",
                   config)
 

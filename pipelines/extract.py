@@ -33,15 +33,13 @@ from pipelines.progress import Progress
 from pipelines.lanes import Lane, claim
 from pipelines.records import Source
 from pipelines.units import Unit
-from pipelines.worker import prepare_worker_process
+from pipelines.worker import prepare_worker_process, shared_detector
 from pipelines.write import AtomicFile, write_atomically
 from shards.faces import FaceRecord, stored_face
 from shards.keys import face_key
 from shards.layout import shard_name
 from shards.tar import write_tar
 
-FAILURES = "failures"
-"""Tag of the failure-row output of every transform that can drop something."""
 UNIT_RECORDS = "units"
 """Folder of the unit records, beside the face shards."""
 
@@ -69,12 +67,6 @@ def count_dropped(path: str, stage: str | Reason, reason: str | None = None, fra
     why = reason_of(stage, reason)
     Metrics.counter("dropped", why.name).inc()
     return stop_if_fail_fast(failure_row(path, why, frame, detail), fail_fast)
-
-
-def dropped(path: str, stage: str | Reason, reason: str | None = None, frame: int = -1, detail: str = "",
-            fail_fast: bool = False):
-    """`count_dropped` as a row on the FAILURES output."""
-    return beam.pvalue.TaggedOutput(FAILURES, count_dropped(path, stage, reason, frame, detail, fail_fast))
 
 
 @contextmanager
@@ -209,13 +201,9 @@ class _ExtractUnitsFn(beam.DoFn):
         self._progress: Progress | None = None
 
     def setup(self):
-        self._detector = FaceDetector(self._crops.detector)  # once per worker, not per element
+        self._detector = shared_detector(self._crops.detector)
         self._progress = Progress(self._total, self._workers.workers)
         prepare_worker_process()
-
-    def teardown(self):
-        if self._detector is not None:
-            self._detector.close()
 
     def process(self, lane: Lane):
         for unit in lane.items:

@@ -4,12 +4,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import apache_beam as beam
+from apache_beam.io.filesystems import FileSystems
 
 from pipelines.config import CropConfig, WorkerConfig
-from pipelines.extract import ExtractFaces
+from pipelines.extract import UNIT_RECORDS, ExtractFaces, unit_record_name
 from pipelines.face_tables import WriteFaceTables
 from pipelines.lanes import deal
 from pipelines.units import Unit
+from shards.layout import shard_name
 
 FACES_SUBFOLDER = "faces"
 """Where `build_bi_shards --input` keeps the face shards it extracts, inside its output."""
@@ -31,10 +33,18 @@ class FacesConfig:
     resume: bool = False
 
 
+def face_outputs(directory: str, units: list[Unit]) -> list[str]:
+    """Every file an extraction of `units` into `directory` writes: a face shard and a unit
+    record per unit, and the three tables."""
+    return [*(FileSystems.join(directory, shard_name(u.index)) for u in units),
+            *(FileSystems.join(directory, UNIT_RECORDS, unit_record_name(u.index)) for u in units),
+            *(FileSystems.join(directory, f"{name}.parquet") for name in ("faces", "failures", "neighbours"))]
+
+
 def extract_faces(pipeline: beam.Pipeline, units: list[Unit], skipped: list[dict], config: FacesConfig):
     """Add face extraction to `pipeline`: units -> face shards -> tables. `skipped`:
-    failure rows of inputs the reader left out. Returns the PCollection that holds one
-    element once every table is written (to sequence later stages)."""
+    failure rows of inputs the reader left out. Returns its last PCollection (one
+    element once every table is written)."""
     lanes = deal(units, config.workers.lanes, config.workers.claims, cost=lambda unit: unit.cost)
     return (pipeline
             | "Units" >> beam.Create(lanes)

@@ -12,14 +12,12 @@ from collections.abc import Iterator
 
 import apache_beam as beam
 import numpy as np
-import pyarrow as pa
-import pyarrow.parquet as pq
 
 from landmarks.neighbours import CandidatePool, k_nearest, normalize_landmarks
 from pipelines.extract import UnitSummary, read_unit_record
-from pipelines.write import write_atomically
+from pipelines.collect import Gather
+from pipelines.write import write_table
 from shards.keys import stable_hash
-from shards.tables import FACES, FAILURES, NEIGHBOURS
 
 QUERY_BLOCK = 2048
 """Faces searched per batch."""
@@ -83,17 +81,10 @@ class FaceTables:
                 for row in record["faces"]:
                     pool.offer(row)
                     yield row
-        self._table("faces", FACES, self._batches(rows()))
-        self._table("failures", FAILURES, [failures])
+        write_table(self.directory, "faces", self._batches(rows()))
+        write_table(self.directory, "failures", [failures])
         candidates, pool_rows = pool.pool()
-        self._table("neighbours", NEIGHBOURS, self._neighbours(units, candidates, pool_rows))
-
-    def _table(self, name: str, schema: pa.Schema, batches) -> None:
-        def write(stream):
-            with pq.ParquetWriter(stream, schema) as writer:
-                for rows in batches:
-                    writer.write_table(pa.Table.from_pylist(rows, schema=schema))
-        write_atomically(self.directory, f"{name}.parquet", write)
+        write_table(self.directory, "neighbours", self._neighbours(units, candidates, pool_rows))
 
     @staticmethod
     def _batches(rows: Iterator[dict]) -> Iterator[list[dict]]:
@@ -140,5 +131,5 @@ class WriteFaceTables(beam.PTransform):
 
     def expand(self, summaries):
         return (summaries
-                | "AllUnits" >> beam.combiners.ToList()
+                | "AllUnits" >> Gather()
                 | "WriteTables" >> beam.ParDo(_WriteTablesFn(self._tables)))

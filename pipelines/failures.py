@@ -107,6 +107,10 @@ class InputError(RunError):
     exit_code = 2
 
 
+class MissingOutputError(RunError):
+    """A run ended without an output its plan names (a runner skipped work)."""
+
+
 class OutputError(RunError):
     """The output location cannot be used: a file, read-only, or holding files that are
     not this project's."""

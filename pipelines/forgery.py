@@ -21,12 +21,12 @@ from landmarks.detect import FaceDetector
 from landmarks.frames import (DecodeError, DecodeLimits, DecodeTimeout, decodable_frame_count, evenly_spaced,
                               frame_size, read_video_frames)
 from pipelines.config import CropConfig, WorkerConfig
-from pipelines.extract import FAILURES, decode_failure, dropped, faces_of_frame, input_limits, local_file
+from pipelines.extract import count_dropped, decode_failure, faces_of_frame, input_limits, local_file
 from pipelines.failures import (FRAME_COUNT_MISMATCH, IDENTICAL_TO_ORIGINAL, MASK_FRAME_MISSING, NO_ORIGINAL_FACE,
                                 ORIGINAL_UNUSABLE, SIZE_MISMATCH, TIMEOUT, UNDECODABLE)
 from pipelines.progress import Progress
 from pipelines.records import Face, Source
-from pipelines.worker import prepare_worker_process
+from pipelines.worker import prepare_worker_process, shared_detector
 from shards.keys import face_key, parse_key
 from shards.png import encode_png
 
@@ -68,13 +68,9 @@ class _ExtractForgeriesFn(beam.DoFn):
         self._progress: Progress | None = None
 
     def setup(self):
-        self._detector = FaceDetector(self._crops.detector)
+        self._detector = shared_detector(self._crops.detector)
         self._progress = Progress(self._total, self._workers.workers)
         prepare_worker_process()
-
-    def teardown(self):
-        if self._detector is not None:
-            self._detector.close()
 
     def process(self, group: tuple[Source, list[Source]]):
         for item in self._process(group):
@@ -96,10 +92,10 @@ class _ExtractForgeriesFn(beam.DoFn):
                 counts = {original.path: decodable_frame_count(local[original.path], limits)}
             except (DecodeError, OSError, cv2.error) as error:
                 reason, detail = decode_failure(error, 0)
-                yield dropped(original.path, reason, detail=f"original of {len(fakes)} fakes: {detail}",
+                yield count_dropped(original.path, reason, detail=f"original of {len(fakes)} fakes: {detail}",
                               fail_fast=fail_fast)
                 for fake in fakes:
-                    yield dropped(fake.path, ORIGINAL_UNUSABLE, detail=f"{original.path}: {reason}",
+                    yield count_dropped(fake.path, ORIGINAL_UNUSABLE, detail=f"{original.path}: {reason}",
                                   fail_fast=fail_fast)
                 return
             usable = []
@@ -107,12 +103,12 @@ class _ExtractForgeriesFn(beam.DoFn):
                 try:
                     local[fake.path] = stack.enter_context(local_file(fake.path, limits))
                     if _same_bytes(local[original.path], local[fake.path]):
-                        yield dropped(fake.path, IDENTICAL_TO_ORIGINAL, detail=f"same bytes as {original.path}",
+                        yield count_dropped(fake.path, IDENTICAL_TO_ORIGINAL, detail=f"same bytes as {original.path}",
                                       fail_fast=fail_fast)
                         continue
                     fake_size = frame_size(local[fake.path], limits)
                     if fake_size != size:
-                        yield dropped(fake.path, SIZE_MISMATCH,
+                        yield count_dropped(fake.path, SIZE_MISMATCH,
                                       detail=f"fake {fake_size[0]}x{fake_size[1]}, original {size[0]}x{size[1]}: "
                                              f"its crops would not align with the original's",
                                       fail_fast=fail_fast)
@@ -120,13 +116,13 @@ class _ExtractForgeriesFn(beam.DoFn):
                     counts[fake.path] = decodable_frame_count(local[fake.path], limits)
                 except (DecodeError, OSError, cv2.error) as error:
                     reason, detail = decode_failure(error, 0)
-                    yield dropped(fake.path, reason, detail=detail, fail_fast=fail_fast)
+                    yield count_dropped(fake.path, reason, detail=detail, fail_fast=fail_fast)
                     continue
                 if counts[fake.path] == 0:
-                    yield dropped(fake.path, UNDECODABLE, detail="no frame decodes", fail_fast=fail_fast)
+                    yield count_dropped(fake.path, UNDECODABLE, detail="no frame decodes", fail_fast=fail_fast)
                     continue
                 if counts[fake.path] != counts[original.path]:
-                    yield dropped(fake.path, FRAME_COUNT_MISMATCH,
+                    yield count_dropped(fake.path, FRAME_COUNT_MISMATCH,
                                   detail=f"fake {counts[fake.path]} decodable frames, original "
                                          f"{counts[original.path]}: only the first "
                                          f"{min(counts[fake.path], counts[original.path])} are sampled",
@@ -143,22 +139,22 @@ class _ExtractForgeriesFn(beam.DoFn):
                     for found in faces_of_frame(self._detector, original, index, rgb, self._crops.size,
                                                 self._crops.margin, fail_fast):
                         if isinstance(found, dict):
-                            yield beam.pvalue.TaggedOutput(FAILURES, found)
+                            yield found
                             continue
                         face = Face(found.record, original, encode_png(found.crop))
                         faces.setdefault(index, []).append((face, found.crop))
                         yield face
             except (DecodeError, cv2.error) as error:
                 reason, detail = decode_failure(error, decoded)
-                yield dropped(original.path, reason, detail=detail, fail_fast=fail_fast)
+                yield count_dropped(original.path, reason, detail=detail, fail_fast=fail_fast)
                 if isinstance(error, DecodeTimeout):
                     for fake in usable:
-                        yield dropped(fake.path, TIMEOUT, detail="the group's time went to its original",
+                        yield count_dropped(fake.path, TIMEOUT, detail="the group's time went to its original",
                                       fail_fast=fail_fast)
                     return
             for fake in usable:
                 if not faces:
-                    yield dropped(fake.path, NO_ORIGINAL_FACE, detail=f"{original.path}: no face kept at the "
+                    yield count_dropped(fake.path, NO_ORIGINAL_FACE, detail=f"{original.path}: no face kept at the "
                                   f"{len(indices)} sampled frames (see its rows)", fail_fast=fail_fast)
                     continue
                 yield from self._fake_crops(fake, local[fake.path], faces, stack, limits)
@@ -179,7 +175,7 @@ class _ExtractForgeriesFn(beam.DoFn):
                 if masks is not None:
                     mask_index, mask_frame = next(masks)
                     if mask_index != index:
-                        yield dropped(fake.mask, MASK_FRAME_MISSING, frame=index,
+                        yield count_dropped(fake.mask, MASK_FRAME_MISSING, frame=index,
                                       detail=f"mask video gave frame {mask_index} instead", fail_fast=self._fail_fast)
                         continue
                 for original, original_crop in faces[index]:
@@ -197,11 +193,11 @@ class _ExtractForgeriesFn(beam.DoFn):
                     yield ForgeryCrop(Face(record, fake, encode_png(crop)), mask,
                                       "official" if use_official else "diff", original.key)
         except StopIteration as error:
-            yield dropped(fake.mask, MASK_FRAME_MISSING, detail=f"the mask video ended early: {error}",
+            yield count_dropped(fake.mask, MASK_FRAME_MISSING, detail=f"the mask video ended early: {error}",
                           fail_fast=self._fail_fast)
         except (DecodeError, OSError, cv2.error) as error:
             reason, detail = decode_failure(error, done)
-            yield dropped(fake.path, reason, detail=detail, fail_fast=self._fail_fast)
+            yield count_dropped(fake.path, reason, detail=detail, fail_fast=self._fail_fast)
 
 
 def _same_bytes(a: str, b: str) -> bool:
@@ -222,17 +218,15 @@ def _same_bytes(a: str, b: str) -> bool:
 
 
 class ExtractForgeries(beam.PTransform):
-    """(original Source, [manipulated Sources]) -> Face of the original (tag 'faces'),
-    ForgeryCrop (tag 'forgeries') and failure rows (tag FAILURES). total: groups in the
-    run (progress ETA)."""
+    """(original Source, [manipulated Sources]) -> one stream of the original's Faces,
+    ForgeryCrops and failure rows (dicts); select each with `pipelines.collect.Only`.
+    total: groups in the run (progress ETA)."""
 
     def __init__(self, crops: CropConfig, masks: MaskOptions, workers: WorkerConfig, total: int = 0):
         super().__init__()
         self._fn = _ExtractForgeriesFn(crops, masks, workers, total)
 
     def expand(self, groups):
-        split = (groups
-                 | "Spread" >> beam.Reshuffle()
-                 | "Extract" >> beam.ParDo(self._fn).with_outputs(FAILURES, main="items"))
-        outputs = split.items | "ByKind" >> beam.Partition(lambda item, _: 0 if isinstance(item, Face) else 1, 2)
-        return {"faces": outputs[0], "forgeries": outputs[1], FAILURES: split[FAILURES]}
+        return (groups
+                | "Spread" >> beam.Reshuffle()
+                | "Extract" >> beam.ParDo(self._fn))

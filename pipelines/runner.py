@@ -6,16 +6,16 @@ import json
 import os
 import stat
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics.metric import MetricsFilter
-from apache_beam.options.pipeline_options import PipelineOptions
+from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 
 from pipelines.extract import UNIT_RECORDS
-from pipelines.failures import OutputError, OutputExistsError, ResumeMismatchError
+from pipelines.failures import MissingOutputError, OutputError, OutputExistsError, ResumeMismatchError
 from shards.tables import TABLES
 
 RUN_RECORD = "run.json"
@@ -32,15 +32,40 @@ only when its record lists them (a user's README.md is never deleted)."""
 CARD_FILES = ("README.md", "stats.json", "preview.png")
 
 
-def make_pipeline(beam_args: list[str]) -> beam.Pipeline:
-    """A pipeline from Beam command-line options, passed through unchanged.
+DASK_RUNNER = "apache_beam.runners.dask.dask_runner.DaskRunner"
+"""Beam knows the DaskRunner only by this path; `--runner DaskRunner` is mapped to it."""
 
-    Without `--runner`, Beam's direct runner engine (FnApiRunner, which honours
-    `--direct_num_workers` and `--direct_running_mode`) is used directly: the plain
-    'DirectRunner' first tries to download the Prism runner, which fails offline.
+
+def runner_name(beam_args: list[str]) -> str | None:
+    """The --runner of Beam's command-line options, `DaskRunner` for any spelling of it."""
+    runner = PipelineOptions(beam_args).view_as(StandardOptions).runner
+    return "DaskRunner" if runner in ("DaskRunner", DASK_RUNNER) else runner
+
+
+def _dask_args(beam_args: list[str], partitions: int) -> list[str]:
+    """Beam's DaskRunner puts up to 128 elements of a `Create` in one partition, and a
+    partition is one task: without a partitioning of the user's, one partition per work
+    item, so the cluster's workers share the items."""
+    args = [DASK_RUNNER if a == "DaskRunner" else a.replace("=DaskRunner", f"={DASK_RUNNER}") for a in beam_args]
+    if not any(a.split("=")[0] in ("--dask_npartitions", "--dask_partition_size") for a in args):
+        args.append(f"--dask_npartitions={max(1, partitions)}")
+    return args
+
+
+def make_pipeline(beam_args: list[str], partitions: int = 1) -> beam.Pipeline:
+    """A pipeline from Beam command-line options, passed through unchanged, except:
+
+    - without `--runner`, Beam's direct runner engine (FnApiRunner, which honours
+      `--direct_num_workers` and `--direct_running_mode`) is used directly: the plain
+      'DirectRunner' first tries to download the Prism runner, which fails offline;
+    - `--runner DaskRunner` is Beam's DaskRunner, its input split into `partitions`
+      partitions (the stage's work items) unless the options give a partitioning.
     """
+    runner = runner_name(beam_args)
+    if runner == "DaskRunner":
+        return beam.Pipeline(options=PipelineOptions(_dask_args(beam_args, partitions)))
     options = PipelineOptions(beam_args)
-    if any(arg == "--runner" or arg.startswith("--runner=") for arg in beam_args):
+    if runner is not None:
         return beam.Pipeline(options=options)
     from apache_beam.runners.portability.fn_api_runner import FnApiRunner
     return beam.Pipeline(runner=FnApiRunner(), options=options)
@@ -366,10 +391,13 @@ def run_configuration(inputs: dict, seed: int | None, options: dict) -> dict:
 
 @dataclass
 class RunSummary:
-    """Counter totals of a finished run and its wall time in seconds."""
+    """Counter totals of a finished run and its wall time in seconds. `from_outputs`: the
+    runner reports no metrics (Beam's DaskRunner), so the counts were read from the
+    written outputs, which do not record frames decoded."""
 
     counters: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
+    from_outputs: bool = False
 
     def get(self, namespace: str, name: str) -> int:
         return self.counters.get(f"{namespace}/{name}", 0)
@@ -383,6 +411,7 @@ class RunSummary:
         rate = lambda n: f"{n / self.seconds:.1f}/s" if self.seconds > 0 else "-"
         dropped = self.dropped()
         return [
+            "counts read from the outputs (this runner reports no metrics)" if self.from_outputs else
             f"frames decoded   {self.get('frames', 'decoded')}",
             f"faces kept       {faces}  ({rate(faces)})",
             f"dropped          {sum(dropped.values())}"
@@ -400,15 +429,56 @@ class RunSummary:
         ]
 
 
-def run_and_summarize(pipeline: beam.Pipeline, build: Callable[[beam.Pipeline], None]) -> RunSummary:
-    """Build the graph into `pipeline`, run it to completion and collect its counters."""
-    start = time.perf_counter()
-    build(pipeline)
-    result = pipeline.run()
-    result.wait_until_finish()
-    counters = {}
-    for counter in result.metrics().query(MetricsFilter())["counters"]:
+@dataclass(frozen=True)
+class Stage:
+    """One pipeline of a run. build: adds its transforms to a pipeline and returns the
+    PCollection that ends it (every branch feeds it: a runner may compute only that).
+    partitions: its work items (units, shard tasks, video groups), for runners that split
+    the input statically. expected: every file it must leave (paths or URLs), checked once
+    it has run: a runner that skipped work is an error, never a success."""
+
+    build: Callable[[beam.Pipeline], object]
+    partitions: int
+    expected: Callable[[], list[str]]
+
+
+def check_outputs(expected: list[str]) -> None:
+    """MissingOutputError naming the files of `expected` that do not exist."""
+    missing = [path for path in expected if not FileSystems.exists(path)]
+    if missing:
+        raise MissingOutputError(f"the run ended without writing {len(missing)} of its {len(expected)} outputs: "
+                                 f"{_listed(missing)}")
+
+
+def _counters(result) -> dict[str, int] | None:
+    """Counter totals of a finished pipeline; None when its runner reports no metrics."""
+    try:
+        queried = result.metrics().query(MetricsFilter())["counters"]
+    except NotImplementedError:
+        return None
+    counters: dict[str, int] = {}
+    for counter in queried:
         name = f"{counter.key.metric.namespace}/{counter.key.metric.name}"
         value = counter.committed if counter.committed is not None else counter.attempted
         counters[name] = counters.get(name, 0) + int(value or 0)
-    return RunSummary(counters, time.perf_counter() - start)
+    return counters
+
+
+def run_and_summarize(beam_args: list[str], stages: Iterable[Stage]) -> RunSummary:
+    """Run each stage (taken from `stages` only once the one before has finished) to
+    completion as a pipeline of its own, check its outputs, and sum their counters."""
+    start = time.perf_counter()
+    summary = RunSummary()
+    for stage in stages:
+        pipeline = make_pipeline(beam_args, stage.partitions)
+        stage.build(pipeline)
+        result = pipeline.run()
+        result.wait_until_finish()
+        check_outputs(stage.expected())
+        counters = _counters(result)
+        if counters is None:
+            summary.from_outputs = True
+        for name, value in (counters or {}).items():
+            summary.counters[name] = summary.counters.get(name, 0) + value
+    summary.seconds = time.perf_counter() - start
+    return summary

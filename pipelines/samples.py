@@ -1,9 +1,9 @@
-"""PlanBiShards and WriteBiShards: BI sample shards from face shards, no pixels in the runner.
+"""plan_bi_shards and WriteBiShards: BI sample shards from face shards, no pixels in the runner.
 
-The plan (samples, foregrounds, shard slots) is made by one worker from `faces.parquet`
-and `neighbours.parquet`; each output shard then goes, as a task of small records, to a
-worker that reads the crops it needs from the face shards by offset, makes the samples and
-writes the whole shard.
+The plan (samples, foregrounds, shard slots) is made where the run is launched, from
+`faces.parquet` and `neighbours.parquet`; each output shard then goes, as a task of small
+records, to a worker that reads the crops it needs from the face shards by offset, makes
+the samples and writes the whole shard.
 """
 from __future__ import annotations
 
@@ -17,9 +17,8 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 
 from blending.mix import FakeParams, RecipeMix
-from pipelines.config import WorkerConfig
-from pipelines.extract import FAILURES, count_dropped
-from pipelines.lanes import Lane, claim, deal
+from pipelines.extract import count_dropped
+from pipelines.lanes import Lane, claim
 from pipelines.worker import prepare_worker_process
 from pipelines.write import write_atomically
 from shards.assemble import bi_index_row, planned_sample
@@ -45,46 +44,34 @@ def read_table(directory: str, name: str, columns: list[str] | None = None):
         return pq.read_table(stream, columns=columns)
 
 
-class _PlanFn(beam.DoFn):
-    def __init__(self, faces: str, samples_per_shard: int, fakes_per_real: float, seed: int, workers: WorkerConfig,
-                 mix: RecipeMix):
-        self._faces, self._per_shard, self._fakes_per_real = faces, samples_per_shard, fakes_per_real
-        self._seed, self._workers, self._mix = seed, workers, mix
+@dataclass(frozen=True)
+class BiPlan:
+    """What a BI run will write: one task per output shard, and the failure rows known
+    before any blend (the face folder's own failures, then faces no blend could pair)."""
 
-    def process(self, _):
-        rows = read_table(self._faces, "faces").to_pylist()
-        neighbours = read_table(self._faces, "neighbours", ["neighbours"]).column("neighbours").to_pylist()
-        for row in read_table(self._faces, "failures").to_pylist():
-            yield beam.pvalue.TaggedOutput(FAILURES, row)
-        records = [FaceRecord.from_row(row) for row in rows]
-        samples, unpaired = plan_samples([r.key for r in records], neighbours, self._fakes_per_real, self._seed,
-                                         self._mix)
-        for row, key in unpaired:
-            face = records[row]
-            yield beam.pvalue.TaggedOutput(FAILURES, count_dropped(
-                face.path, "pair", "no_neighbour", face.frame,
-                f"{key}: no face of another video and identity of split {face.split} in the candidate pool",
-                self._workers.fail_fast))
-        tasks = [ShardTask(index, tuple((s, records[s.background], records[s.foreground] if s.foreground >= 0
-                                         else None) for s in shard))
-                 for index, shard in enumerate(assign_shards(samples, self._per_shard, self._seed))]
-        yield from deal(tasks, self._workers.lanes, self._workers.claims)
+    tasks: tuple[ShardTask, ...]
+    failures: tuple[dict, ...]
 
 
-class PlanBiShards(beam.PTransform):
-    """PBegin, or a one-element PCollection that must be complete first -> lanes of
-    ShardTasks, one task per output shard (main, `pipelines.lanes`), and failure rows (tag
-    FAILURES): the face folder's own failures, then blends that found no neighbour."""
-
-    def __init__(self, faces: str, samples_per_shard: int, fakes_per_real: float, seed: int,
-                 workers: WorkerConfig = WorkerConfig(), mix: RecipeMix = RecipeMix.parse("bi")):
-        super().__init__()
-        self._fn = _PlanFn(faces, samples_per_shard, fakes_per_real, seed, workers, mix)
-
-    def expand(self, start):
-        if isinstance(start, beam.pvalue.PBegin):
-            start = start | "Start" >> beam.Create([None])
-        return start | "Plan" >> beam.ParDo(self._fn).with_outputs(FAILURES, main="tasks")
+def plan_bi_shards(faces: str, samples_per_shard: int, fakes_per_real: float, seed: int,
+                   mix: RecipeMix = RecipeMix.parse("bi"), fail_fast: bool = False) -> BiPlan:
+    """The BI plan of face folder `faces`, from its `faces.parquet` and `neighbours.parquet`
+    (records only: no crop is read). Made where the run is launched, so the shard tasks
+    reach the workers as the run's input, one element each."""
+    rows = read_table(faces, "faces").to_pylist()
+    neighbours = read_table(faces, "neighbours", ["neighbours"]).column("neighbours").to_pylist()
+    failures = read_table(faces, "failures").to_pylist()
+    records = [FaceRecord.from_row(row) for row in rows]
+    samples, unpaired = plan_samples([r.key for r in records], neighbours, fakes_per_real, seed, mix)
+    for row, key in unpaired:
+        face = records[row]
+        failures.append(count_dropped(
+            face.path, "pair", "no_neighbour", face.frame,
+            f"{key}: no face of another video and identity of split {face.split} in the candidate pool", fail_fast))
+    tasks = tuple(ShardTask(index, tuple((s, records[s.background], records[s.foreground] if s.foreground >= 0
+                                          else None) for s in shard))
+                  for index, shard in enumerate(assign_shards(samples, samples_per_shard, seed)))
+    return BiPlan(tasks, tuple(failures))
 
 
 class StoredCrops:
@@ -153,11 +140,11 @@ class _WriteBiShardFn(beam.DoFn):
         Metrics.counter("samples", "written").inc(len(rows))
         for row in rows:
             Metrics.counter("samples", row["kind"]).inc()
-            yield row | {"shard": name}
+        yield task.index, [row | {"shard": name} for row in rows]
 
 
 class WriteBiShards(beam.PTransform):
-    """Lanes of ShardTasks -> `index` rows, writing `shard-NNNNNN.tar` into `output`: recipe crops
+    """Lanes of ShardTasks -> (shard index, its `index` rows in shard order), writing `shard-NNNNNN.tar` into `output`: recipe crops
     of `size` px at `margin` cut from the stored crops of `faces`, fakes drawn with
     `params` and `seed`. With `keep_existing` (resume) finished shards are kept."""
 

@@ -1,13 +1,32 @@
-"""Once-per-process set-up of a pipeline worker: its BLAS thread pool and garbage collector.
+"""Once-per-process set-up of a pipeline worker: its BLAS thread pool, garbage collector and
+face detector.
 
 Called from `setup` of every DoFn that does numeric work. It acts on the whole process, so
-it holds on any runner whatever stages a worker process is given.
+it holds on any runner whatever stages a worker process is given, and however often the
+runner sets a DoFn up (Beam's DaskRunner does it once per partition, not per process).
 """
 from __future__ import annotations
 
 import gc
+import threading
 
 from threadpoolctl import threadpool_limits
+
+from landmarks.detect import DetectorConfig, FaceDetector
+
+_THREAD = threading.local()
+
+
+def shared_detector(config: DetectorConfig) -> FaceDetector:
+    """The calling thread's FaceDetector for `config`: made on first use (the MediaPipe
+    graphs take ~0.1 s and ~50 MB to load), then kept for the life of the process. One per
+    thread because a MediaPipe graph must not run in two threads at once."""
+    detectors = getattr(_THREAD, "detectors", None)
+    if detectors is None:
+        detectors = _THREAD.detectors = {}
+    if config not in detectors:
+        detectors[config] = FaceDetector(config)
+    return detectors[config]
 
 
 def prepare_worker_process() -> None:

@@ -1,14 +1,18 @@
-"""WriteShards and WriteTables: the pipeline's outputs (DESIGN.md: shards + Parquet tables)."""
+"""WriteShards and WriteTables: the pipeline's outputs (DESIGN.md: shards + Parquet tables),
+written whole and renamed into place, in an order that does not depend on the runner."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
-from typing import BinaryIO, TypeVar
+from collections.abc import Callable, Iterable
+from typing import Any, BinaryIO, TypeVar
 
 import apache_beam as beam
+import pyarrow as pa
+import pyarrow.parquet as pq
 from apache_beam.io.filesystems import FileSystems
-from apache_beam.io.parquetio import WriteToParquet
 from apache_beam.metrics import Metrics
+
+from pipelines.collect import Gather
 
 from pipelines.config import OutputConfig
 from shards.assemble import AssembledSample
@@ -49,6 +53,23 @@ def write_atomically(directory: str, name: str, write: Callable[[BinaryIO], T]) 
     return result
 
 
+def write_table(directory: str, name: str, batches: Iterable[list[dict]]) -> None:
+    """`<directory>/<name>.parquet` (schema `shards.tables.TABLES[name]`) from row batches,
+    written whole, then renamed into place; no batch still writes the schema."""
+    schema = TABLES[name]
+
+    def write(stream):
+        with pq.ParquetWriter(stream, schema) as writer:
+            for rows in batches:
+                writer.write_table(pa.Table.from_pylist(rows, schema=schema))
+    write_atomically(directory, f"{name}.parquet", write)
+
+
+def failure_order(row: dict) -> tuple:
+    """Where a failure row goes in `failures.parquet`: by path, then frame, stage, reason, detail."""
+    return row["path"], row["frame"], row["stage"], row["reason"], row["detail"]
+
+
 class _WriteShardFn(beam.DoFn):
     def __init__(self, directory: str, keep_existing: bool):
         self._directory, self._keep_existing = directory, keep_existing
@@ -69,26 +90,31 @@ class _WriteShardFn(beam.DoFn):
             write_atomically(self._directory, name, lambda stream: write_tar(stream, (s.sample for s in samples)))
         self._shards.inc()
         self._samples.inc(len(samples))
-        for sample in samples:
-            yield sample.index | {"shard": name}
+        yield index, [sample.index | {"shard": name} for sample in samples]
 
 
-def _to_shard_slot(sample: AssembledSample, plan: SlotPlan, seed: int):
-    shard, position = plan.slot(stable_hash(seed, "order", sample.key), sample.key)
-    return shard, (position, sample)
+def _slots(ranked: list[tuple[int, str]], samples_per_shard: int) -> list[tuple[str, tuple[int, int]]]:
+    """(key, (shard, position)) of every ranked key."""
+    plan = SlotPlan(ranked, samples_per_shard)
+    return [(key, plan.slot(rank, key)) for rank, key in ranked]
+
+
+def _to_shard(joined) -> list[tuple[int, tuple[int, AssembledSample]]]:
+    _, grouped = joined
+    slots, samples = list(grouped["slot"]), list(grouped["sample"])
+    return [(slot[0], (slot[1], sample)) for slot in slots[:1] for sample in samples]
 
 
 class WriteShards(beam.PTransform):
-    """(AssembledSample, sample keys) -> `index` rows, writing `shard-NNNNNN.tar` files into
-    `directory`.
+    """(AssembledSample, sample keys) -> (shard index, its `index` rows in shard order),
+    writing `shard-NNNNNN.tar` files into `directory`.
 
-    `keys` holds the key of every sample that will come, made from light records upstream,
-    so the shard plan (`shards.layout.SlotPlan`: a seeded hash-order shuffle across shards,
-    `samples_per_shard` to a shard) is ready as a side input when the samples are: each
-    sample goes straight from the stage that makes it to the worker writing its shard, with
-    one shuffle. A shard is written whole by one worker, so shard contents and bytes depend
-    only on the samples and the seed. With `keep_existing` (resume), shards already in place
-    are kept as they are.
+    `keys` holds the key of every sample, made from light records upstream; once all are
+    known they make the shard plan (`shards.layout.SlotPlan`: a seeded hash-order shuffle
+    across shards, `samples_per_shard` to a shard), whose slots are joined to the samples
+    by key. A shard is written whole by one worker, so shard contents and bytes depend only
+    on the samples and the seed. With `keep_existing` (resume), shards already in place are
+    kept as they are.
     """
 
     def __init__(self, directory: str, samples_per_shard: int, seed: int, keep_existing: bool = False):
@@ -99,35 +125,50 @@ class WriteShards(beam.PTransform):
     def expand(self, inputs):
         samples, keys = inputs
         seed, per_shard = self._seed, self._per_shard
-        plan = (keys
-                | "Rank" >> beam.Map(lambda key: (stable_hash(seed, "order", key), key))
-                | "AllRanks" >> beam.combiners.ToList()
-                | "Plan" >> beam.Map(lambda ranked: SlotPlan(ranked, per_shard)))
-        return (samples
-                | "ToShard" >> beam.Map(_to_shard_slot, beam.pvalue.AsSingleton(plan), seed)
+        slots = (keys
+                 | "Rank" >> beam.Map(lambda key: (stable_hash(seed, "order", key), key))
+                 | "AllRanks" >> Gather()
+                 | "Slots" >> beam.FlatMap(_slots, per_shard))
+        keyed = samples | "ByKey" >> beam.Map(lambda sample: (sample.key, sample))
+        return ({"slot": slots, "sample": keyed}
+                | "Join" >> beam.CoGroupByKey()
+                | "ToShard" >> beam.FlatMap(_to_shard)
                 | "GroupShards" >> beam.GroupByKey()
                 | "Write" >> beam.ParDo(_WriteShardFn(self._directory, self._keep_existing)))
 
 
+class _WriteTableFn(beam.DoFn):
+    def __init__(self, directory: str, name: str):
+        self._directory, self._name = directory, name
+
+    def process(self, parts: list[tuple[Any, list[dict]]]):
+        ordered = sorted(parts, key=lambda part: part[0])
+        write_table(self._directory, self._name, (rows for _, rows in ordered))
+        yield self._name
+
+
 class WriteTables(beam.PTransform):
-    """{table name: PCollection of row dicts} -> `<name>.parquet` in `directory` (an empty
-    table still gets its file, with the schema)."""
+    """{table name: PCollection of (order, [row dicts])} -> `<name>.parquet` in `directory`,
+    the parts laid out by `order` (so a table's bytes never depend on the runner; an empty
+    table still gets its file, with the schema). Outputs one element, the list of table
+    names, once every table is written."""
 
     def __init__(self, directory: str):
         super().__init__()
         self._directory = directory
 
     def expand(self, tables: dict):
-        for name, rows in tables.items():
-            rows | f"Write_{name}" >> WriteToParquet(
-                FileSystems.join(self._directory, name), TABLES[name], num_shards=1,
-                shard_name_template="", file_name_suffix=".parquet")
-        return beam.pvalue.PDone(next(iter(tables.values())).pipeline)
+        written = tuple(parts
+                        | f"Gather_{name}" >> Gather()
+                        | f"Write_{name}" >> beam.ParDo(_WriteTableFn(self._directory, name))
+                        for name, parts in tables.items())
+        return written | "Tables" >> beam.Flatten() | "AllTables" >> Gather()
 
 
 class WriteOutputs(beam.PTransform):
     """{"faces", "samples", "keys" (of every sample), "failures" (rows)}: PCollections ->
-    shards + faces/index/failures tables."""
+    shards + faces/index/failures tables (faces by key, index in shard order, failures by
+    `failure_order`). Outputs one element once all are written."""
 
     def __init__(self, output: OutputConfig):
         super().__init__()
@@ -137,6 +178,6 @@ class WriteOutputs(beam.PTransform):
         out = self._output
         index = ((inputs["samples"], inputs["keys"])
                  | "WriteShards" >> WriteShards(out.directory, out.samples_per_shard, out.seed, out.resume))
-        return {"faces": inputs["faces"] | "FaceRows" >> beam.Map(lambda f: f.record.table_row()),
-                "index": index,
-                "failures": inputs["failures"]} | "WriteTables" >> WriteTables(out.directory)
+        faces = inputs["faces"] | "FaceRows" >> beam.Map(lambda f: (f.key, [f.record.table_row()]))
+        failures = inputs["failures"] | "FailureRows" >> beam.Map(lambda row: (failure_order(row), [row]))
+        return {"faces": faces, "index": index, "failures": failures} | "WriteTables" >> WriteTables(out.directory)

@@ -17,7 +17,7 @@ from pipelines.config import CropConfig, WorkerConfig
 from pipelines.extract import ExtractFaces, UnitSummary
 from pipelines.face_tables import WriteFaceTables
 from pipelines.readers import ReaderOptions, read_sources
-from pipelines.samples import PlanBiShards, WriteBiShards
+from pipelines.samples import WriteBiShards, plan_bi_shards
 from pipelines.lanes import Lane, claim, deal
 from pipelines.units import plan_units
 
@@ -94,14 +94,17 @@ def test_extract_faces_resume_keeps_written_units(faces, units):
 
 
 def test_plan_and_write_bi_shards(faces, tmp_path):
+    plan = plan_bi_shards(str(faces), samples_per_shard=3, fakes_per_real=1.0, seed=0)
+    assert [(task.index, len(task.samples)) for task in plan.tasks] == [(0, 3), (1, 3), (2, 2)]
+    assert [f["reason"] for f in plan.failures] == ["no_landmarks"]
     with pipeline() as p:
-        planned = p | PlanBiShards(str(faces), samples_per_shard=3, fakes_per_real=1.0, seed=0)
-        assert_that(planned.tasks | beam.Map(lambda lane: (lane.items[0].index, len(lane.items[0].samples))),
-                    equal_to([(0, 3), (1, 3), (2, 2)]), label="tasks")
-        assert_that(planned.failures | beam.Map(lambda f: f["reason"]), equal_to(["no_landmarks"]), label="failures")
-        index = planned.tasks | WriteBiShards(str(faces), str(tmp_path), 128, 1.3, FakeParams(bi=recipe("default")),
-                                              seed=0)
-        assert_that(index | beam.Map(lambda r: (r["kind"], r["shard"][:6])),
-                    equal_to([("real", "shard-")] * 4 + [("blended", "shard-")] * 4), label="index")
+        index = (p | beam.Create(deal(plan.tasks, 1, ""))
+                 | WriteBiShards(str(faces), str(tmp_path), 128, 1.3, FakeParams(bi=recipe("default")), seed=0))
+        assert_that(index | beam.FlatMap(lambda part: [(part[0], r["kind"], r["shard"]) for r in part[1]])
+                    | beam.combiners.Count.PerElement(),
+                    equal_to([((0, "blended", "shard-000000.tar"), 2), ((0, "real", "shard-000000.tar"), 1),
+                              ((1, "blended", "shard-000001.tar"), 1), ((1, "real", "shard-000001.tar"), 2),
+                              ((2, "real", "shard-000002.tar"), 1), ((2, "blended", "shard-000002.tar"), 1)]),
+                    label="index")
     assert sorted(p.name for p in tmp_path.glob("shard-*.tar")) == ["shard-000000.tar", "shard-000001.tar",
                                                                     "shard-000002.tar"]
