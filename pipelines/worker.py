@@ -14,19 +14,18 @@ from threadpoolctl import threadpool_limits
 
 from landmarks.detect import DetectorConfig, FaceDetector
 
-_THREAD = threading.local()
+_DETECTORS: dict[tuple[DetectorConfig, int], FaceDetector] = {}
+"""This process's face detectors, by configuration and thread."""
 
 
 def shared_detector(config: DetectorConfig) -> FaceDetector:
     """The calling thread's FaceDetector for `config`: made on first use (the MediaPipe
     graphs take ~0.1 s and ~50 MB to load), then kept for the life of the process. One per
     thread because a MediaPipe graph must not run in two threads at once."""
-    detectors = getattr(_THREAD, "detectors", None)
-    if detectors is None:
-        detectors = _THREAD.detectors = {}
-    if config not in detectors:
-        detectors[config] = FaceDetector(config)
-    return detectors[config]
+    key = (config, threading.get_ident())
+    if key not in _DETECTORS:
+        _DETECTORS[key] = FaceDetector(config)
+    return _DETECTORS[key]
 
 
 def prepare_worker_process() -> None:

@@ -1,0 +1,164 @@
+"""The pipelines on Beam's DaskRunner, on a dask.distributed LocalCluster of 2 worker
+processes: output byte-identical to the direct runner's, work spread over both workers,
+MediaPipe loaded once per worker process, counts read from the outputs; and the rules that
+make it hold on any runner (every branch feeds the last transform; a missing output is an
+error)."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import apache_beam as beam
+import pytest
+from apache_beam.runners.portability.fn_api_runner import FnApiRunner
+from apache_beam.testing.test_pipeline import TestPipeline
+from click.testing import CliRunner
+
+from pipelines.build_bi_shards import BiShardsConfig, build_bi_shards
+from pipelines.build_forgery_shards import ForgeryShardsConfig, build_forgery_shards
+from pipelines.cli import main
+from pipelines.config import OutputConfig
+from pipelines.extract_faces import FacesConfig, extract_faces
+from pipelines.failures import MissingOutputError
+from pipelines.readers import ReaderOptions, read_sources
+from pipelines.runner import DASK_RUNNER, Stage, _dask_args, run_and_summarize
+from pipelines.samples import BiPlan
+from pipelines.units import plan_units
+
+distributed = pytest.importorskip("distributed", reason="the [dask] extra is not installed")
+
+VIDEOS = ("ffpp_c23__004.mp4", "ffpp_c23__519.mp4", "liveportrait__d0.mp4", "liveportrait__d11.mp4")
+CARD_FILES = {"README.md", "stats.json"}   # they name the output folder and the command line
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as local:
+        with distributed.Client(local) as client:
+            yield local.scheduler_address, client
+
+
+@pytest.fixture(scope="module")
+def videos(shared_data, tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("videos")
+    for name in VIDEOS:
+        (folder / name).symlink_to(shared_data / "real_videos" / name)
+    return folder
+
+
+def _run(args: list[str]) -> str:
+    result = CliRunner().invoke(main, ["run", *args], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def _files(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def _assert_identical(direct: Path, dask: Path) -> int:
+    """Every file of the two runs byte for byte, the cards but for the folder and command."""
+    a, b = _files(direct), _files(dask)
+    assert sorted(a) == sorted(b)
+    for name in a:
+        if Path(name).name in CARD_FILES:
+            continue
+        assert a[name] == b[name], f"{name} differs between the direct and the Dask run"
+    for name in (n for n in a if Path(n).name == "stats.json"):
+        x, y = json.loads(a[name]), json.loads(b[name])
+        for stats in (x, y):
+            stats.pop("command")
+            stats.pop("parameters")
+        assert x == y
+    return len(a)
+
+
+def _summary(output: str) -> dict[str, str]:
+    lines = [line.split(None, 2) for line in output.splitlines()]
+    return {" ".join(p[:2]): p[2].split("(")[0].strip() for p in lines
+            if len(p) == 3 and " ".join(p[:2]) in ("faces kept", "samples written", "shards written", "face shards")}
+
+
+def _dask(address: str) -> list[str]:
+    return ["--runner", "DaskRunner", "--dask_client_address", address]
+
+
+def test_bi_shards_on_dask_equal_the_direct_runners(cluster, videos, tmp_path):
+    address, client = cluster
+    options = ["build_bi_shards", "--input", str(videos), "--frames-per-video", "4", "--size", "96",
+               "--samples-per-shard", "8"]
+    direct = _run([*options, "--output", str(tmp_path / "direct")])
+    with distributed.get_task_stream(client) as tasks:
+        on_dask = _run([*options, "--output", str(tmp_path / "dask"), *_dask(address)])
+    files = _assert_identical(tmp_path / "direct", tmp_path / "dask")
+    assert files >= 4 + 4 + 3 + 4 + 2   # face shards, unit records, face tables, sample shards, tables
+    assert (tmp_path / "dask/faces/shard-000003.tar").exists() and (tmp_path / "dask/shard-000003.tar").exists()
+    assert "counts read from the outputs" in on_dask
+    assert _summary(on_dask) == _summary(direct) == {"faces kept": "16", "samples written": "32",
+                                                     "face shards": "4", "shards written": "4"}
+    workers = {task["worker"] for task in tasks.data if task["key"][0].startswith(("map-partitions", "apply"))}
+    assert len(workers) == 2, "the units were not spread over both workers"
+    detectors = client.run(lambda: len(__import__("pipelines.worker", fromlist=["_DETECTORS"])._DETECTORS))
+    assert sorted(detectors.values()) == [1, 1], f"MediaPipe detectors per worker process: {detectors}"
+
+
+def test_extract_faces_on_dask_equals_the_direct_runners(cluster, videos, tmp_path):
+    address, _ = cluster
+    options = ["extract_faces", "--input", str(videos), "--frames-per-video", "3", "--face-size", "128"]
+    _run([*options, "--output", str(tmp_path / "direct")])
+    _run([*options, "--output", str(tmp_path / "dask"), *_dask(address)])
+    assert _assert_identical(tmp_path / "direct", tmp_path / "dask") >= 4 + 4 + 3
+
+
+def test_forgery_shards_on_dask_equal_the_direct_runners(cluster, ffpp_tree, tmp_path):
+    address, _ = cluster
+    options = ["build_forgery_shards", "--input", str(ffpp_tree), "--split", "all", "--frames-per-video", "4",
+               "--size", "96", "--samples-per-shard", "5"]
+    direct = _run([*options, "--output", str(tmp_path / "direct")])
+    on_dask = _run([*options, "--output", str(tmp_path / "dask"), *_dask(address)])
+    assert _assert_identical(tmp_path / "direct", tmp_path / "dask") >= 3 + 3
+    assert _summary(on_dask)["samples written"] == _summary(direct)["samples written"] == "16"
+
+
+def test_dask_partitions_follow_the_work_items():
+    assert _dask_args(["--runner", "DaskRunner"], 7) == ["--runner", DASK_RUNNER, "--dask_npartitions=7"]
+    assert _dask_args(["--runner=DaskRunner", "--dask_partition_size", "3"], 7) == \
+        [f"--runner={DASK_RUNNER}", "--dask_partition_size", "3"]
+
+
+def _leaves(build) -> set[str]:
+    """Labels of the transforms whose outputs nothing consumes."""
+    pipeline = TestPipeline(runner=FnApiRunner())
+    build(pipeline)
+    produced, consumed = {}, set()
+
+    class Visitor(beam.pipeline.PipelineVisitor):
+        def visit_transform(self, node):
+            consumed.update(id(i) for i in node.inputs)
+            consumed.update(id(s.pvalue) for s in node.side_inputs)
+            produced.update({id(o): node.full_label for o in node.outputs.values()})
+
+    pipeline.visit(Visitor())
+    return {label for key, label in produced.items() if key not in consumed}
+
+
+def test_every_branch_feeds_the_last_transform(shared_data, tmp_path):
+    """A runner that computes only the last transform (Beam's DaskRunner) still runs all."""
+    _, listing = read_sources(str(shared_data / "real_photos/clapton"), "folder", ReaderOptions())
+    units = plan_units(listing.sources, 4, 2)
+    out = OutputConfig(str(tmp_path / "out"))
+    assert _leaves(lambda p: extract_faces(p, units, [], FacesConfig(str(tmp_path)))) == \
+        {"WriteFaceTables/WriteTables"}
+    assert _leaves(lambda p: build_bi_shards(p, BiShardsConfig(out, str(tmp_path)), BiPlan((), ()))) == \
+        {"WriteTables/AllTables/Unmark"}
+    assert _leaves(lambda p: build_forgery_shards(p, [], [], ForgeryShardsConfig(out))) == \
+        {"WriteOutputs/WriteTables/AllTables/Unmark"}
+
+
+def test_a_missing_output_is_an_error_naming_it(tmp_path):
+    written = tmp_path / "written.txt"
+    stage = Stage(lambda p: p | beam.Create([str(written)]) | beam.Map(lambda path: Path(path).write_text("x")), 1,
+                  lambda: [str(written), str(tmp_path / "never.txt")])
+    with pytest.raises(MissingOutputError, match="1 of its 2 outputs: .*never.txt"):
+        run_and_summarize([], [stage])
+    assert written.read_text() == "x"
