@@ -115,8 +115,9 @@ def decode_failure(error: Exception, decoded: int) -> tuple[Reason, str]:
 
 def source_frames(source: Source, frames_per_video: int, fail_fast: bool,
                   limits: DecodeLimits | None = None) -> Iterator[tuple[int, np.ndarray] | dict]:
-    """(frame index, (H, W, 3) uint8 RGB) of a source's sampled frames, and a failure row
-    (dict) where the source cannot be read or decoded (after the frames that could be).
+    """(frame index, (H, W, 3) uint8 RGB) of a source's sampled frames, read at its
+    `location`, and a failure row (dict, with the source's relative path) where the source
+    cannot be read or decoded (after the frames that could be).
 
     Decoding is bounded (`limits`, default `input_limits()` from now): only regular files
     are opened, images by bytes and pixels, and the input's time limit is checked between
@@ -125,14 +126,15 @@ def source_frames(source: Source, frames_per_video: int, fail_fast: bool,
         yield count_dropped(source.path, UNSUPPORTED_TYPE, detail="not a video or image extension",
                             fail_fast=fail_fast)
         return
-    if "://" not in source.path and not os.access(source.path, os.R_OK):
+    location = source.location
+    if "://" not in location and not os.access(location, os.R_OK):
         yield count_dropped(source.path, UNREADABLE, detail="no read permission, or a dangling link",
                             fail_fast=fail_fast)
         return
     limits = input_limits() if limits is None else limits
     decoded = 0
     try:
-        with local_file(source.path, limits) as path:
+        with local_file(location, limits) as path:
             for item in read_frames(path, frames_per_video, limits):
                 decoded += 1
                 Metrics.counter("frames", "decoded").inc()
