@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import apache_beam as beam
 import cv2
 import numpy as np
+from apache_beam.io.filesystem import BeamIOError
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 
@@ -97,9 +98,20 @@ def local_file(path: str, limits: DecodeLimits | None = None):
         yield copy.name
 
 
+def _without_location(error: Exception) -> str:
+    """An error's message without the file name or URL it carries (a row names its input
+    by the path relative to the input root, and no row may say where the data sat)."""
+    if isinstance(error, BeamIOError):   # its message lists each URL with its cause: the causes' types
+        return ", ".join(sorted({type(e).__name__ for e in (error.exception_details or {}).values()})) \
+            or "the file system gave no cause"
+    if isinstance(error, OSError) and error.strerror:
+        return error.strerror
+    return str(error)
+
+
 def decode_failure(error: Exception, decoded: int) -> tuple[Reason, str]:
     """The reason and detail of an error raised while opening or decoding an input, after
-    `decoded` frames."""
+    `decoded` frames (the detail never names a location)."""
     if isinstance(error, DecodeTimeout):
         return TIMEOUT, f"{error}; {decoded} frames decoded"
     if isinstance(error, TooManyPixels):
@@ -110,7 +122,7 @@ def decode_failure(error: Exception, decoded: int) -> tuple[Reason, str]:
         return FILE_TOO_LARGE, str(error)
     if isinstance(error, DecodeError):
         return (TRUNCATED if decoded else UNDECODABLE), str(error)
-    return UNREADABLE, f"{type(error).__name__}: {error}"
+    return UNREADABLE, f"{type(error).__name__}: {_without_location(error)}"
 
 
 def source_frames(source: Source, frames_per_video: int, fail_fast: bool,
