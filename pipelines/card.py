@@ -77,8 +77,20 @@ def stored_crop_margin(directory: str) -> float:
     return min(margins)
 
 
+LOCATIONS = ("directory", "faces", "claims")
+"""Config fields that say where a run read or wrote (output and face folders, the local
+claims folder), not what it made: left out of the card, which travels with the data (the
+input root is in run.json)."""
+
+
 def _parameters(config) -> dict:
-    return json.loads(json.dumps(dataclasses.asdict(config), default=str))
+    """The config as plain JSON values, without its `LOCATIONS`."""
+    def plain(value):
+        if isinstance(value, dict):
+            return {k: plain(v) for k, v in value.items() if k not in LOCATIONS}
+        return value
+
+    return plain(json.loads(json.dumps(dataclasses.asdict(config), default=str)))
 
 
 def _preview(directory: str, rows: int) -> None:

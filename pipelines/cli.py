@@ -223,13 +223,20 @@ def _fail_fast_on_skipped(skipped: list[dict]) -> None:
         stop_if_fail_fast(row, True)
 
 
+LOCATION_OPTIONS = {"input_dir": "INPUT", "output": "OUTPUT", "faces_dir": "FACES", "splits_dir": "SPLITS"}
+"""Options naming a location, shown by name in the dataset card's command: a card travels
+with the data and says how it was made, not where it lay (the input root is in run.json)."""
+
+
 def command_line(ctx: click.Context) -> str:
-    """The command as typed, rebuilt from click's context: every option that differs from
-    its default, then the options passed to Beam."""
+    """The command as typed, for the dataset card, rebuilt from click's context: every
+    option that differs from its default (a location as its `LOCATION_OPTIONS` name), then
+    the options passed to Beam."""
     parts = ctx.command_path.split()
     for param in ctx.command.params:
         value = ctx.params.get(param.name)
         if isinstance(param, click.Option) and value not in (None, False, param.default):
+            value = LOCATION_OPTIONS.get(param.name, value)
             parts += [param.opts[0]] if param.is_flag else [param.opts[0], str(value)]
     return shlex.join([*parts, *ctx.args])
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import apache_beam as beam
 import cv2
 import numpy as np
+from apache_beam.io.filesystem import BeamIOError
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 
@@ -89,9 +90,20 @@ def local_file(path: str, limits: DecodeLimits | None = None):
         yield copy.name
 
 
+def _without_location(error: Exception) -> str:
+    """An error's message without the file name or URL it carries (a row names its input
+    by the path relative to the input root, and no row may say where the data sat)."""
+    if isinstance(error, BeamIOError):   # its message lists each URL with its cause: the causes' types
+        return ", ".join(sorted({type(e).__name__ for e in (error.exception_details or {}).values()})) \
+            or "the file system gave no cause"
+    if isinstance(error, OSError) and error.strerror:
+        return error.strerror
+    return str(error)
+
+
 def decode_failure(error: Exception, decoded: int) -> tuple[Reason, str]:
     """The reason and detail of an error raised while opening or decoding an input, after
-    `decoded` frames."""
+    `decoded` frames (the detail never names a location)."""
     if isinstance(error, DecodeTimeout):
         return TIMEOUT, f"{error}; {decoded} frames decoded"
     if isinstance(error, TooManyPixels):
@@ -102,13 +114,14 @@ def decode_failure(error: Exception, decoded: int) -> tuple[Reason, str]:
         return FILE_TOO_LARGE, str(error)
     if isinstance(error, DecodeError):
         return (TRUNCATED if decoded else UNDECODABLE), str(error)
-    return UNREADABLE, f"{type(error).__name__}: {error}"
+    return UNREADABLE, f"{type(error).__name__}: {_without_location(error)}"
 
 
 def source_frames(source: Source, frames_per_video: int, fail_fast: bool,
                   limits: DecodeLimits | None = None) -> Iterator[tuple[int, np.ndarray] | dict]:
-    """(frame index, (H, W, 3) uint8 RGB) of a source's sampled frames, and a failure row
-    (dict) where the source cannot be read or decoded (after the frames that could be).
+    """(frame index, (H, W, 3) uint8 RGB) of a source's sampled frames, read at its
+    `location`, and a failure row (dict, with the source's relative path) where the source
+    cannot be read or decoded (after the frames that could be).
 
     Decoding is bounded (`limits`, default `input_limits()` from now): only regular files
     are opened, images by bytes and pixels, and the input's time limit is checked between
@@ -117,14 +130,15 @@ def source_frames(source: Source, frames_per_video: int, fail_fast: bool,
         yield count_dropped(source.path, UNSUPPORTED_TYPE, detail="not a video or image extension",
                             fail_fast=fail_fast)
         return
-    if "://" not in source.path and not os.access(source.path, os.R_OK):
+    location = source.location
+    if "://" not in location and not os.access(location, os.R_OK):
         yield count_dropped(source.path, UNREADABLE, detail="no read permission, or a dangling link",
                             fail_fast=fail_fast)
         return
     limits = input_limits() if limits is None else limits
     decoded = 0
     try:
-        with local_file(source.path, limits) as path:
+        with local_file(location, limits) as path:
             for item in read_frames(path, frames_per_video, limits):
                 decoded += 1
                 Metrics.counter("frames", "decoded").inc()

@@ -87,7 +87,7 @@ class _ExtractForgeriesFn(beam.DoFn):
         fail_fast = self._fail_fast
         with ExitStack() as stack:
             try:
-                local = {original.path: stack.enter_context(local_file(original.path, limits))}
+                local = {original.path: stack.enter_context(local_file(original.location, limits))}
                 size = frame_size(local[original.path], limits)
                 counts = {original.path: decodable_frame_count(local[original.path], limits)}
             except (DecodeError, OSError, cv2.error) as error:
@@ -101,7 +101,7 @@ class _ExtractForgeriesFn(beam.DoFn):
             usable = []
             for fake in fakes:
                 try:
-                    local[fake.path] = stack.enter_context(local_file(fake.path, limits))
+                    local[fake.path] = stack.enter_context(local_file(fake.location, limits))
                     if _same_bytes(local[original.path], local[fake.path]):
                         yield count_dropped(fake.path, IDENTICAL_TO_ORIGINAL, detail=f"same bytes as {original.path}",
                                       fail_fast=fail_fast)
@@ -167,8 +167,8 @@ class _ExtractForgeriesFn(beam.DoFn):
         scale = size / 256
         done = 0
         try:
-            masks = (read_video_frames(stack.enter_context(local_file(fake.mask, limits)), indices, limits)
-                     if use_official else None)
+            mask_video = stack.enter_context(local_file(fake.locate(fake.mask), limits)) if use_official else None
+            masks = read_video_frames(mask_video, indices, limits) if use_official else None
             for index, rgb in read_video_frames(path, indices, limits):
                 done += 1
                 mask_frame = None

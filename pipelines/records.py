@@ -5,16 +5,20 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from pipelines import storage
 from shards.faces import FaceRecord
 from shards.sample import decode_png
 
 
 @dataclass(frozen=True)
 class Source:
-    """One input file. `video` is a sanitised id, unique within `dataset`; an image is a
-    one-frame video. kind: 'real' or 'manipulated'. For a manipulated video: `method`
-    (e.g. 'Deepfakes'), `original` (path of the real video it was made from, frame-aligned)
-    and `mask` (path of the dataset's own mask video, '' if none)."""
+    """One input file. `path`: where it lies relative to `root`, the input root (a local
+    folder or a URL), '/'-separated: what records and tables keep, so they say nothing of
+    where the data sat (the root is recorded once, in the run's run.json); open it at
+    `location`. `video` is a sanitised id, unique within `dataset`; an image is a one-frame
+    video. kind: 'real' or 'manipulated'. For a manipulated video: `method` (e.g.
+    'Deepfakes'), `original` (relative path of the real video it was made from,
+    frame-aligned) and `mask` (relative path of the dataset's own mask video, '' if none)."""
 
     path: str
     dataset: str
@@ -25,6 +29,16 @@ class Source:
     method: str = ""
     original: str = ""
     mask: str = ""
+    root: str = ""
+
+    def locate(self, relative: str) -> str:
+        """Where `relative` (a path below this source's root) lies: a local path or URL."""
+        return storage.join(self.root, relative) if self.root else relative
+
+    @property
+    def location(self) -> str:
+        """Where this input lies: a local path or URL."""
+        return self.locate(self.path)
 
 
 @dataclass(frozen=True)

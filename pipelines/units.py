@@ -32,7 +32,8 @@ class Unit:
 
 def plan_units(sources: list[Source], images_per_unit: int, frames_per_video: int,
                size_of: Callable[[str], int] = lambda path: 0) -> list[Unit]:
-    """Units of `sources` in sorted path order. size_of: bytes of a path (cost estimate)."""
+    """Units of `sources` in sorted path order. size_of: bytes of a source's location
+    (cost estimate)."""
     if images_per_unit < 1:
         raise ValueError(f"images_per_unit must be >= 1, got {images_per_unit}")
     units: list[Unit] = []
@@ -46,7 +47,7 @@ def plan_units(sources: list[Source], images_per_unit: int, frames_per_video: in
     for source in sorted(sources, key=lambda s: s.path):
         if media_kind(source.path) == "video":
             close_images()
-            cost = FRAME_COST * frames_per_video + DECODE_COST_PER_MB * size_of(source.path) / 1e6
+            cost = FRAME_COST * frames_per_video + DECODE_COST_PER_MB * size_of(source.location) / 1e6
             units.append(Unit(len(units), (source,), cost))
         else:
             images.append(source)

@@ -1,7 +1,9 @@
 """An in-memory Beam FileSystem (scheme mem://) for tests: an object store like GCS, no
-directories, listing by prefix. Defining the class registers the scheme with Beam."""
+directories, listing by prefix; `exists`, `size` and `metadata` answer for objects only (a
+"folder" is a prefix, not an object). Defining the class registers the scheme with Beam."""
 from __future__ import annotations
 
+import hashlib
 import io
 
 from apache_beam.io.filesystem import BeamIOError, CompressionTypes, FileMetadata, FileSystem
@@ -65,19 +67,25 @@ class InMemoryFileSystem(FileSystem):
                 self.files[destination + path[len(source):]] = self.files.pop(path)
 
     def exists(self, path):
-        return bool(self._under(path))
+        return path in self.files
+
+    def _object(self, path):
+        if path not in self.files:
+            raise BeamIOError("no such object", {path: FileNotFoundError(path)})
+        return self.files[path]
 
     def size(self, path):
-        return len(self.files[path])
+        return len(self._object(path))
 
     def last_updated(self, path):
+        self._object(path)
         return 0.0
 
     def checksum(self, path):
-        return str(hash(self.files[path]))
+        return hashlib.md5(self._object(path)).hexdigest()
 
     def metadata(self, path):
-        return FileMetadata(path, len(self.files[path]), 0.0)
+        return FileMetadata(path, len(self._object(path)), 0.0)
 
     def delete(self, paths):
         for path in paths:

@@ -89,8 +89,8 @@ EXPECTED = {
 
 @pytest.mark.parametrize("case", list(EXPECTED))
 def test_each_bad_pair_gets_its_row_and_the_others_their_samples(bad_pairs, case):
-    _, paths, index, failures, _ = bad_pairs
-    path = os.path.abspath(paths[case])
+    root, paths, index, failures, _ = bad_pairs
+    path = paths[case].relative_to(root).as_posix()      # rows name inputs relative to --input
     reason, has_samples = EXPECTED[case]
     rows = {f"{r['stage']}/{r['reason']}" for r in failures if r["path"] == path}
     assert rows == ({reason} if reason else set()), rows

@@ -19,7 +19,9 @@ def test_ffpp_is_detected_and_read_by_official_split(ffpp_tree):
     assert _videos(train, "real") == ["youtube-004", "youtube-100", "youtube-200"]
     (fake,) = train.manipulated()
     assert (fake.video, fake.method, fake.identity, fake.split) == ("NeuralTextures-004_982", "NeuralTextures", "004", "train")
-    assert fake.original.endswith("original_sequences/youtube/c23/videos/004.mp4") and fake.mask == ""
+    assert (fake.path, fake.original, fake.mask) == ("manipulated_sequences/NeuralTextures/c23/videos/004_982.mp4",
+                                                     "original_sequences/youtube/c23/videos/004.mp4", "")
+    assert fake.root == str(ffpp_tree) and fake.location == str(ffpp_tree / fake.path)   # paths relative to the root
     _, test = read_sources(str(ffpp_tree), "ffpp", ReaderOptions(split="test"))
     assert _videos(test) == ["Deepfakes-519_515", "youtube-300", "youtube-400", "youtube-519"]
     _, everything = read_sources(str(ffpp_tree), "ffpp", ReaderOptions(split="all"))
@@ -48,7 +50,10 @@ def test_ffpp_videos_outside_every_split_are_reported(ffpp_tree, tmp_path):
         (splits / f"{split}.json").write_text(pairs)
     _, listing = read_sources(str(ffpp_tree), "ffpp", ReaderOptions(split="all", splits_dir=str(splits)))
     assert _videos(listing) == ["NeuralTextures-004_982", "youtube-004"]
-    assert sorted(Path(r["path"]).name for r in listing.skipped) == ["100.mp4", "200.mp4", "300.mp4", "400.mp4", "519.mp4", "519_515.mp4"]
+    youtube = "original_sequences/youtube/c23/videos"
+    assert sorted(r["path"] for r in listing.skipped) == [
+        "manipulated_sequences/Deepfakes/c23/videos/519_515.mp4",
+        *(f"{youtube}/{i}.mp4" for i in ("100", "200", "300", "400", "519"))]
     assert {r["reason"] for r in listing.skipped} == {"not_in_any_split"}
 
 
@@ -75,11 +80,14 @@ def test_celebdf_test_list_and_identity_split(shared_data, tmp_path, videos_leve
     _, test = read_sources(str(root), None, ReaderOptions(split="test"))
     assert [(s.video, s.kind, s.identity) for s in test.sources] == [
         ("Celeb-real-id2_0000", "real", "id2"), ("Celeb-synthesis-id2_id0_0000", "manipulated", "id2")]
-    assert test.manipulated()[0].original.endswith("id2_0000.mp4")
+    level = "/videos" if videos_level else ""
+    assert (test.manipulated()[0].path, test.manipulated()[0].original) == (
+        f"Celeb-synthesis{level}/id2_id0_0000.mp4", f"Celeb-real{level}/id2_0000.mp4")
     _, train = read_sources(str(root), None, ReaderOptions(split="train"))
     # id0 appears in the test split (as the face of id2_id0_0000), so its training videos are left out
     assert _videos(train) == ["Celeb-real-id1_0000", "YouTube-real-00000"]
-    assert sorted(Path(r["path"]).name for r in train.skipped) == ["id0_0000.mp4", "id0_0001.mp4", "id0_id1_0000.mp4"]
+    assert sorted(r["path"] for r in train.skipped) == [f"Celeb-real{level}/id0_0000.mp4", f"Celeb-real{level}/id0_0001.mp4",
+                                                        f"Celeb-synthesis{level}/id0_id1_0000.mp4"]
     assert {r["reason"] for r in train.skipped} == {"identity_in_test_split"}
     with pytest.raises(InputError, match="no validation split"):
         read_sources(str(root), None, ReaderOptions(split="val"))

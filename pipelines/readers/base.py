@@ -1,18 +1,15 @@
 """What every dataset reader shares: options, the listing it returns, input errors."""
 from __future__ import annotations
 
-import hashlib
-import os
-import stat
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from landmarks.frames import media_kind
-from pipelines.failures import (DUPLICATE_CONTENT, IDENTICAL_TO_ORIGINAL, LINK_LOOP, NOT_REGULAR_FILE, UNREADABLE, UNSUPPORTED_TYPE,
-                                InputError, Reason, failure_row, reason_of)
+from pipelines import storage
+from pipelines.failures import DUPLICATE_CONTENT, IDENTICAL_TO_ORIGINAL, InputError, Reason, failure_row, reason_of
 from pipelines.records import Source
 
 SPLITS = ("train", "val", "test")
-__all__ = ["InputError", "Listing", "ReaderOptions", "SPLITS", "list_media", "drop_duplicate_content"]
+__all__ = ["InputError", "Listing", "ReaderOptions", "SPLITS", "drop_duplicate_content"]
 
 
 @dataclass(frozen=True)
@@ -48,6 +45,7 @@ class Listing:
         return [s for s in self.sources if s.kind == "manipulated"]
 
     def skip(self, path: str, reason: str | Reason, detail: str = "") -> None:
+        """A failure row for an input left out; `path` relative to the input root."""
         self.skipped.append(failure_row(path, reason_of("read", reason) if isinstance(reason, str) else reason,
                                         detail=detail))
 
@@ -58,100 +56,27 @@ def selects(split: str, requested: str) -> bool:
 
 
 def require_dir(path: str, what: str, hint: str = "") -> str:
-    """`path` if it is a folder, else an InputError naming it."""
-    if not os.path.isdir(path):
+    """`path` if it is a folder (for a URL: something lies below it), else an InputError naming it."""
+    if not storage.is_folder(path):
         raise InputError(f"{what} not found: {path}" + (f". {hint}" if hint else ""))
     return path
 
 
-@dataclass
-class MediaListing:
-    """Files found below a folder: media paths (sorted, each a regular file or a link to
-    one) and failure rows for what was found but not listed."""
-
-    paths: list[str] = field(default_factory=list)
-    skipped: list[dict] = field(default_factory=list)
-
-
-def list_media(root: str) -> MediaListing:
-    """Video and image files below `root`, sorted. Linked folders are followed once each
-    (by their real path: a link back to a folder already listed is a `read/link_loop` row,
-    never a second listing); a FIFO, device or socket is never opened (`read/not_regular_file`);
-    a file without a video or image extension is a `read/unsupported_type` row; a dangling
-    link to a media name is listed (it becomes a `read/unreadable` row when read)."""
-    require_dir(root, "input folder")
-    found = MediaListing()
-    visited = {os.path.realpath(root)}
-
-    def walk(folder: str) -> None:
-        try:
-            entries = sorted(os.scandir(folder), key=lambda e: e.name)
-        except OSError as error:
-            found.skipped.append(failure_row(folder, UNREADABLE, detail=f"folder: {type(error).__name__}: {error}"))
-            return
-        for entry in entries:
-            path = entry.path
-            try:
-                info = os.stat(path)  # follows links
-            except OSError:
-                if media_kind(path):
-                    found.paths.append(path)  # dangling link or unreadable: a row when read
-                else:
-                    found.skipped.append(failure_row(path, UNREADABLE, detail="a dangling link or unreadable entry"))
-                continue
-            if stat.S_ISDIR(info.st_mode):
-                real = os.path.realpath(path)
-                if real in visited:
-                    found.skipped.append(failure_row(path, LINK_LOOP, detail=f"leads to {real}, already listed"))
-                    continue
-                visited.add(real)
-                walk(path)
-            elif not stat.S_ISREG(info.st_mode):
-                found.skipped.append(failure_row(path, NOT_REGULAR_FILE, detail="not a regular file: never opened"))
-            elif not media_kind(path):
-                found.skipped.append(failure_row(path, UNSUPPORTED_TYPE, detail="not a video or image extension"))
-            else:
-                found.paths.append(path)
-
-    walk(root)
-    found.paths.sort()
-    return found
-
-
-def _content_hash(path: str) -> str | None:
-    digest = hashlib.blake2b(digest_size=16)
-    try:
-        with open(path, "rb") as stream:
-            while chunk := stream.read(1 << 20):
-                digest.update(chunk)
-    except OSError:
-        return None
-    return digest.hexdigest()
-
-
-def _regular_size(path: str) -> int | None:
-    try:
-        info = os.stat(path)
-    except OSError:
-        return None
-    return info.st_size if stat.S_ISREG(info.st_mode) and info.st_size > 0 else None
-
-
-def duplicate_groups(paths: list[str]) -> dict[str, str]:
-    """{path: first path with the same bytes} for every local path whose content equals an
-    earlier one's in `paths` order (only files of equal size are hashed)."""
+def duplicate_groups(paths: list[str], sizes: dict[str, int], locate: Callable[[str], str]) -> dict[str, str]:
+    """{path: first path with the same bytes} for every path whose content equals an
+    earlier one's in `paths` order. Only files of equal known size (`sizes`, bytes; empty
+    files left out) are read, each at `locate(path)` (a local path or URL)."""
     by_size: dict[int, list[str]] = {}
     for path in paths:
-        size = None if "://" in path else _regular_size(path)
-        if size is not None:
-            by_size.setdefault(size, []).append(path)
+        if sizes.get(path):
+            by_size.setdefault(sizes[path], []).append(path)
     first_of: dict[str, str] = {}
     for same_size in by_size.values():
         if len(same_size) < 2:
             continue
         seen: dict[str, str] = {}
         for path in same_size:
-            digest = _content_hash(path)
+            digest = storage.content_hash(locate(path))
             if digest is None:
                 continue
             if digest in seen:
@@ -161,13 +86,14 @@ def duplicate_groups(paths: list[str]) -> dict[str, str]:
     return first_of
 
 
-def drop_duplicate_content(listing: Listing) -> Listing:
+def drop_duplicate_content(listing: Listing, sizes: dict[str, int]) -> Listing:
     """`listing` without sources whose bytes equal an earlier source's (real sources first,
-    then manipulated ones, each in path order): a duplicate would become a second identity
-    of the same face, or a 'fake' identical to its original. Each gets a
-    `read/duplicate_content` row naming the one kept."""
+    then manipulated ones, each in path order; `sizes`: bytes by source path): a duplicate
+    would become a second identity of the same face, or a 'fake' identical to its original.
+    Each gets a `read/duplicate_content` row naming the one kept."""
     ordered = sorted(listing.sources, key=lambda s: (s.kind != "real", s.path))
-    first_of = duplicate_groups([s.path for s in ordered])
+    locations = {s.path: s.location for s in ordered}
+    first_of = duplicate_groups([s.path for s in ordered], sizes, locations.__getitem__)
     kept = []
     for source in listing.sources:
         first = first_of.get(source.path)
@@ -179,8 +105,3 @@ def drop_duplicate_content(listing: Listing) -> Listing:
             kept.append(source)
     listing.sources = kept
     return listing
-
-
-def videos_in(folder: str) -> list[str]:
-    """`*.mp4` files directly in `folder`, sorted."""
-    return sorted(os.path.join(folder, f) for f in os.listdir(folder) if f.lower().endswith(".mp4"))

@@ -12,9 +12,9 @@ that show an identity of the test split are left out (each with a failures row).
 """
 from __future__ import annotations
 
-import os
 import re
 
+from pipelines import storage
 from pipelines.readers.base import InputError, Listing, ReaderOptions, selects
 from pipelines.records import Source
 from shards.keys import sanitize
@@ -28,31 +28,38 @@ _FAKE = re.compile(r"^id(\d+)_id(\d+)_(\d+)$")
 
 
 def looks_like_celebdf(root: str) -> bool:
-    return any(os.path.isdir(os.path.join(root, f)) for f in (*REAL_FOLDERS, FAKE_FOLDER)) or \
-        os.path.isfile(os.path.join(root, TEST_LIST))
+    return any(storage.is_folder(storage.join(root, f)) for f in (*REAL_FOLDERS, FAKE_FOLDER)) or \
+        storage.is_file(storage.join(root, TEST_LIST))
 
 
-def _video_folder(root: str, name: str) -> str | None:
-    for folder in (os.path.join(root, name, "videos"), os.path.join(root, name)):
-        if os.path.isdir(folder) and any(f.endswith(".mp4") for f in os.listdir(folder)):
-            return folder
-    return None
+def _videos(root: str, name: str) -> list[tuple[str, str]]:
+    """(relative path, file name) of the videos of folder `name` (in `name/videos/` when
+    that holds any, else directly in `name/`), sorted."""
+    for folder in (f"{name}/videos", name):
+        files = storage.files_in(storage.join(root, folder), ".mp4")
+        if files:
+            return [(f"{folder}/{file}", file) for file in files]
+    return []
 
 
 def parse_test_list(path: str) -> dict[str, int]:
-    """'<folder>/<file>.mp4' -> label (1 real, 0 fake) from List_of_testing_videos.txt."""
+    """'<folder>/<file>.mp4' -> label (1 real, 0 fake) from List_of_testing_videos.txt (a
+    local path or URL)."""
     labels = {}
-    with open(path) as stream:
-        for number, line in enumerate(stream, 1):
-            if not line.strip():
-                continue
-            parts = line.split()
-            if len(parts) != 2 or parts[0] not in ("0", "1"):
-                raise InputError(f"{path}:{number}: expected '<1 real | 0 fake> <folder>/<file>.mp4', got {line.strip()!r}")
-            name = parts[1].replace("\\", "/")
-            if ".." in name.split("/") or name.startswith("/"):
-                raise InputError(f"{path}:{number}: path {name!r} leaves the dataset folder")
-            labels[name] = int(parts[0])
+    try:
+        lines = storage.read_text(path).splitlines()
+    except UnicodeDecodeError as error:
+        raise InputError(f"{path} is not a text file: {error}") from error
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        parts = line.split()
+        if len(parts) != 2 or parts[0] not in ("0", "1"):
+            raise InputError(f"{path}:{number}: expected '<1 real | 0 fake> <folder>/<file>.mp4', got {line.strip()!r}")
+        name = parts[1].replace("\\", "/")
+        if ".." in name.split("/") or name.startswith("/"):
+            raise InputError(f"{path}:{number}: path {name!r} leaves the dataset folder")
+        labels[name] = int(parts[0])
     return labels
 
 
@@ -68,22 +75,21 @@ def _identities(folder: str, stem: str) -> tuple[str, ...]:
 
 
 def read_celebdf(root: str, options: ReaderOptions) -> Listing:
-    """Real and synthesised Celeb-DF videos of `options.split` ('train', 'test' or 'all')."""
+    """Real and synthesised Celeb-DF videos of `options.split` ('train', 'test' or 'all'),
+    read from a local folder or a URL; source paths are relative to `root`."""
     if options.split == "val":
         raise InputError("Celeb-DF has no validation split: use --split train, test or all")
-    test_list = os.path.join(root, TEST_LIST)
-    if not os.path.isfile(test_list):
+    root = storage.input_root(root)
+    test_list = storage.join(root, TEST_LIST)
+    if not storage.is_file(test_list):
         raise InputError(f"Celeb-DF test list not found: {test_list} (it ships with the dataset)")
     labels = parse_test_list(test_list)
     listing = Listing()
     videos = []  # (folder name, stem, path, identities, split)
     for name in (*REAL_FOLDERS, FAKE_FOLDER):
-        folder = _video_folder(root, name)
-        if folder is None:
-            continue
         pattern = _FAKE if name == FAKE_FOLDER else _CELEB if name == "Celeb-real" else None
-        for file in sorted(f for f in os.listdir(folder) if f.endswith(".mp4")):
-            stem, path = file[:-4], os.path.join(folder, file)
+        for path, file in _videos(root, name):
+            stem = file[:-4]
             if pattern and not pattern.match(stem):
                 listing.skip(path, "unexpected_name", f"{name} videos are named like {pattern.pattern}")
                 continue
@@ -103,8 +109,8 @@ def read_celebdf(root: str, options: ReaderOptions) -> Listing:
             continue
         if not selects(split, options.split):
             continue
-        common = dict(path=os.path.abspath(path), dataset="celebdf", video=sanitize(f"{name}-{stem}"),
-                      identity=identities[0], split=split)
+        common = dict(path=path, dataset="celebdf", video=sanitize(f"{name}-{stem}"),
+                      identity=identities[0], split=split, root=root)
         if name != FAKE_FOLDER:
             listing.sources.append(Source(**common))
             continue
@@ -114,5 +120,5 @@ def read_celebdf(root: str, options: ReaderOptions) -> Listing:
             listing.skip(path, "original_missing", f"Celeb-real/id{a}_{clip}.mp4 not found")
             continue
         listing.sources.append(Source(**common, kind="manipulated", method=METHOD,
-                                      original=os.path.abspath(original)))
+                                      original=original))
     return listing

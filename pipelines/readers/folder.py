@@ -2,12 +2,11 @@
 from __future__ import annotations
 
 import hashlib
-import os
 import re
 from pathlib import Path, PurePosixPath
 
-from landmarks.frames import media_kind
-from pipelines.readers.base import InputError, Listing, ReaderOptions, drop_duplicate_content, list_media
+from pipelines import storage
+from pipelines.readers.base import InputError, Listing, ReaderOptions, drop_duplicate_content
 from pipelines.records import Source
 from shards.keys import sanitize
 
@@ -44,13 +43,6 @@ def video_ids(relatives: list[str]) -> dict[str, str]:
     return ids
 
 
-def list_remote_media(root: str) -> list[str]:
-    """Video and image files below a URL (gs://, s3://, hdfs://, ...), via Beam FileSystems."""
-    from apache_beam.io.filesystems import FileSystems
-    matches = FileSystems.match([FileSystems.join(root, "**")])[0].metadata_list
-    return sorted(m.path for m in matches if media_kind(m.path))
-
-
 def read_folder(root: str, options: ReaderOptions) -> Listing:
     """Every video and image below `root` (a folder, or a URL Beam FileSystems can list) as
     a real source of split `options.split`.
@@ -64,27 +56,20 @@ def read_folder(root: str, options: ReaderOptions) -> Listing:
         raise InputError("a plain folder has no splits: pass --split train|val|test to label it")
     if options.identity_from not in ("stem", "parent"):
         raise InputError(f"identity_from must be 'stem' or 'parent', got {options.identity_from!r}")
-    remote = "://" in root
-    listing = Listing()
-    if remote:
-        paths = list_remote_media(root)
-    else:
-        media = list_media(root)
-        paths = [os.path.abspath(p) for p in media.paths]
-        listing.skipped.extend(media.skipped)
-    if not paths:
+    root = storage.input_root(root)
+    media = storage.list_media(root)
+    listing = Listing(skipped=list(media.skipped))
+    if not media.paths:
         raise InputError(f"no videos or images (by extension) found below {root}"
                          + (f" ({len(listing.skipped)} other entries)" if listing.skipped else ""))
-    base = root.rstrip("/") if remote else os.path.abspath(root)
-    dataset = sanitize(options.dataset or PurePosixPath(base.split("://")[-1]).name or "input")
-    relatives = {path: path[len(base):].lstrip("/").replace(os.sep, "/") for path in paths}
-    ids = video_ids(list(relatives.values()))
-    for path in paths:
-        relative = PurePosixPath(relatives[path])
+    dataset = sanitize(options.dataset or storage.name_of(root) or "input")
+    ids = video_ids(media.paths)
+    for path in media.paths:
+        relative = PurePosixPath(path)
         identity = relative.parent.name if options.identity_from == "parent" else relative.stem
-        listing.sources.append(Source(path=path, dataset=dataset, video=ids[relatives[path]],
-                                      identity=identity or relative.stem, split=options.split))
-    return drop_duplicate_content(listing)
+        listing.sources.append(Source(path=path, dataset=dataset, video=ids[path],
+                                      identity=identity or relative.stem, split=options.split, root=root))
+    return drop_duplicate_content(listing, media.sizes)
 
 
 def demo_sources() -> list[Source]:
@@ -100,6 +85,6 @@ def demo_sources() -> list[Source]:
     missing = [str(p) for p in files.values() if not p.is_file()]
     if missing:
         raise InputError(f"demo images missing from the installed packages: {missing}")
-    return [Source(path=str(path), dataset="demo", video=name, identity=name)
+    return [Source(path=path.name, dataset="demo", video=name, identity=name, root=str(path.parent))
             for name, path in files.items()]
 
