@@ -464,6 +464,13 @@ def _counters(result) -> dict[str, int] | None:
     return counters
 
 
+def _cancel(result) -> None:
+    try:
+        result.cancel()
+    except Exception:  # noqa: BLE001 - a runner without cancel, or a job already ended
+        pass
+
+
 def run_and_summarize(beam_args: list[str], stages: Iterable[Stage]) -> RunSummary:
     """Run each stage (taken from `stages` only once the one before has finished) to
     completion as a pipeline of its own, check its outputs, and sum their counters."""
@@ -473,7 +480,11 @@ def run_and_summarize(beam_args: list[str], stages: Iterable[Stage]) -> RunSumma
         pipeline = make_pipeline(beam_args, stage.partitions)
         stage.build(pipeline)
         result = pipeline.run()
-        result.wait_until_finish()
+        try:
+            result.wait_until_finish()
+        except BaseException:
+            _cancel(result)   # a cluster would go on running the job's tasks
+            raise
         check_outputs(stage.expected())
         counters = _counters(result)
         if counters is None:
