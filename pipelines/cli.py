@@ -9,14 +9,17 @@ import signal
 import tempfile
 import threading
 import uuid
+import warnings
 from dataclasses import replace
 from collections.abc import Iterable, Iterator
+from typing import NoReturn
 
 logging.getLogger().setLevel(logging.ERROR)  # Beam's import-time warnings ("apitools not found"); main() sets levels
 import click  # noqa: E402 - apache_beam is imported after quieting its import-time warnings
 import cv2
-from apache_beam.io.filesystems import FileSystems
-from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions, StandardOptions
+with warnings.catch_warnings(record=True) as _IMPORT_WARNINGS:  # Google clients' FutureWarnings; main() shows them with -v
+    from apache_beam.io.filesystems import FileSystems
+from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions, StandardOptions, TestOptions
 
 from blending.bi import BlendParams
 from blending.mix import FakeParams, RecipeMix
@@ -33,12 +36,12 @@ from pipelines.forgery import MaskOptions
 from pipelines.readers import READERS, InputError, Listing, ReaderOptions, demo_sources, read_sources
 from pipelines.readers.ffpp import METHODS as FFPP_METHODS
 from pipelines.records import Source
-from pipelines.samples import plan_bi_shards
+from pipelines.samples import BiPlan, plan_bi_shards
 from pipelines.extract import INPUT_TIMEOUT_ENV
 from pipelines.failures import (FAIL_FAST_DIR, InputFailure, NothingUsableError, PipelineError, RunError,
                                 fail_fast_rows, reason_counts, stop_if_fail_fast)
-from pipelines.runner import (RunSummary, Stage, discard_partial, finish_run, input_fingerprint, prepare_output,
-                              quiet_worker_environment, run_and_summarize, run_configuration)
+from pipelines.runner import (RunSummary, Stage, discard_partial, finish_run, input_fingerprint, make_pipeline,
+                              prepare_output, quiet_worker_environment, run_and_summarize, run_configuration)
 from pipelines.units import Unit, plan_units
 
 PASS_THROUGH = {"ignore_unknown_options": True, "allow_extra_args": True}
@@ -290,6 +293,8 @@ def _run(ctx: click.Context, outputs: list[str], opts: dict, stages: Iterable[St
     (kept for --resume) and its temporary folders, and raises a RunError (InputFailure
     for --fail-fast, from the row the worker left, not from exception text)."""
     _refuse_output_inside_input(opts.get("input_dir"), outputs)
+    if dry_run(ctx.args):
+        _dry_run(ctx, stages)
     config = _configuration(ctx, opts)
     _RUN_OUTPUTS[:] = outputs
     for directory in outputs:
@@ -324,8 +329,7 @@ def _run(ctx: click.Context, outputs: list[str], opts: dict, stages: Iterable[St
         if rows and not isinstance(error, KeyboardInterrupt):
             raise InputFailure(rows[0]) from error
         if isinstance(error, Exception) and not isinstance(error, RunError) and not os.environ.get("FORGERY_VERBOSE"):
-            raise PipelineError(f"the pipeline failed: {type(error).__name__}: "
-                                f"{str(error).strip().splitlines()[-1] if str(error).strip() else ''}") from error
+            raise PipelineError(f"the pipeline failed: {_error_line(error)}") from error
         raise
     finally:
         if on_main_thread:
@@ -347,6 +351,52 @@ def _run(ctx: click.Context, outputs: list[str], opts: dict, stages: Iterable[St
             {f"dropped/{reason}": count for reason, count in dropped.items()}
     click.echo("\n".join(summary.lines()))
     return summary
+
+
+def _error_line(error: BaseException) -> str:
+    """The exception's type and the last line of its message (Beam's are long)."""
+    message = str(error).strip()
+    return f"{type(error).__name__}: {message.splitlines()[-1] if message else ''}"
+
+
+def dry_run(beam_args: list[str]) -> bool:
+    """Whether Beam's `--dry_run=True` is among `beam_args` (any value, as Beam reads it)."""
+    return bool(PipelineOptions(beam_args).view_as(TestOptions).dry_run)
+
+
+def _dry_run(ctx: click.Context, stages: Iterable[Stage]) -> NoReturn:
+    """Beam's `--dry_run=True`: build each stage's job without running it, touching no
+    output folder, then end the command. DataflowRunner builds the job it would submit
+    (every DoFn pickled, the --setup_file package built into a local temporary folder) and
+    returns before staging or submitting anything; any other runner only gets the graph
+    serialised (every DoFn pickled). A stage planned from an earlier stage's outputs is
+    built on an empty plan. As in a run, without -v subprocesses (the package build) write
+    nothing to stderr and a failure is reported in one line."""
+    from apache_beam.runners.dataflow.dataflow_runner import DataflowRunner
+
+    verbose = bool(os.environ.get("FORGERY_VERBOSE"))
+    saved = dict(os.environ)
+    with tempfile.TemporaryDirectory(prefix="forgery-worker-") as quiet:
+        os.environ.update({} if verbose else quiet_worker_environment(quiet))
+        try:
+            for number, stage in enumerate(stages, 1):
+                pipeline = make_pipeline(ctx.args, stage.partitions)
+                stage.build(pipeline)
+                if isinstance(pipeline.runner, DataflowRunner):
+                    pipeline.run()
+                else:
+                    pipeline.to_runner_api()
+                click.echo(f"dry run: job {number} ({type(pipeline.runner).__name__}, {stage.partitions} work items) "
+                           f"built")
+        except Exception as error:
+            if verbose or isinstance(error, RunError):
+                raise
+            raise PipelineError(f"the dry run failed: {_error_line(error)}") from error
+        finally:
+            os.environ.clear()
+            os.environ.update(saved)
+    click.echo("dry run: nothing was submitted or run, and --output was not touched")
+    ctx.exit(0)
 
 
 _RUN_OUTPUTS: list[str] = []
@@ -446,6 +496,8 @@ def main(verbose: int = 0) -> None:
     if verbose:
         os.environ["FORGERY_VERBOSE"] = "1"   # read by landmarks.detect in every worker process
         logging.getLogger().setLevel(logging.INFO if verbose > 1 else logging.WARNING)
+        for warning in _IMPORT_WARNINGS:
+            warnings.showwarning(warning.message, warning.category, warning.filename, warning.lineno)
     else:
         os.environ.pop("FORGERY_VERBOSE", None)
         os.environ.setdefault("GLOG_minloglevel", "2")   # MediaPipe's native logger, before it loads
@@ -565,8 +617,11 @@ def build_bi_shards_command(ctx: click.Context, **opts) -> None:
     def stages() -> Iterator[Stage]:
         if extraction is not None:
             yield _extraction_stage(units, skipped, extraction)
-        plan = plan_bi_shards(faces_dir, output.samples_per_shard, config.fakes_per_real, output.seed, config.mix,
-                              workers.fail_fast)
+        if extraction is not None and dry_run(ctx.args):   # the faces it plans from were not extracted
+            plan = BiPlan((), ())
+        else:
+            plan = plan_bi_shards(faces_dir, output.samples_per_shard, config.fakes_per_real, output.seed,
+                                  config.mix, workers.fail_fast)
         yield Stage(lambda pipeline: build_bi_shards(pipeline, config, plan), len(plan.tasks),
                     lambda: bi_outputs(output.directory, plan))
 
