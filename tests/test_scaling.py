@@ -2,35 +2,24 @@
 install, Beam options passing through, file-system paths."""
 from __future__ import annotations
 
-import subprocess
-import sys
-import tarfile
 from pathlib import Path
 
 import pytest
 
 from pipelines.runner import make_pipeline, previous_outputs, prepare_output
+from staged_package import run_as_a_worker, unpack_sdist
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_workers_can_install_the_package_beam_stages(tmp_path):
     """Beam's own stager builds the sdist that --setup_file ./pyproject.toml ships to
-    Dataflow workers; the pipelines and trainers import from it alone."""
+    Dataflow workers; it holds every module, and the pipelines and trainers import from it
+    alone."""
     pytest.importorskip("build")
     from apache_beam.runners.portability.stager import Stager
     sdist = Stager._build_setup_package(str(ROOT / "pyproject.toml"), str(tmp_path))
-    with tarfile.open(sdist) as archive:
-        archive.extractall(tmp_path / "unpacked", filter="data")
-    (source,) = list((tmp_path / "unpacked").iterdir())
-    probe = ("import sys; sys.path.insert(0, sys.argv[1]); "
-             "import pipelines.cli, pipelines.build_bi_shards, pipelines.build_forgery_shards, trainers.loop; "
-             "import pipelines, trainers, blending, landmarks, shards; "
-             "mods = [pipelines, trainers, blending, landmarks, shards]; "
-             "assert all(m.__file__.startswith(sys.argv[1]) for m in mods), [m.__file__ for m in mods]; "
-             "print('ok')")
-    result = subprocess.run([sys.executable, "-c", probe, str(source)], cwd=tmp_path, capture_output=True, text=True)
-    assert result.returncode == 0 and result.stdout.strip().endswith("ok"), result.stderr[-2000:]
+    run_as_a_worker(unpack_sdist(Path(sdist), tmp_path / "unpacked"), tmp_path)
 
 
 def test_runner_options_pass_through_unchanged(tmp_path):
