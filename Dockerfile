@@ -1,5 +1,6 @@
 # Worker image for running the pipelines on Dataflow (--sdk_container_image), Spark or Flink
-# (--environment_type DOCKER). Build and push it where Docker and the network are available:
+# (--environment_type DOCKER), and for Dask workers (run it with the command `dask worker ...`
+# in place of the entrypoint, e.g. Kubernetes `command: [dask, worker]`). Build and push it where Docker and the network are available:
 #   docker build -t REGISTRY/forgery-shards-worker:0.1.0 . && docker push REGISTRY/forgery-shards-worker:0.1.0
 #
 # Not FROM Beam's SDK image: that image ships Google Cloud clients built for a newer protobuf
@@ -28,9 +29,9 @@ COPY blending /opt/forgery-shards/blending
 COPY landmarks /opt/forgery-shards/landmarks
 COPY shards /opt/forgery-shards/shards
 COPY trainers /opt/forgery-shards/trainers
-RUN pip install --no-cache-dir "/opt/forgery-shards[gcp]" "apache-beam==${BEAM_VERSION}" && \
+RUN pip install --no-cache-dir "/opt/forgery-shards[gcp,dask]" "apache-beam==${BEAM_VERSION}" && \
     pip check && \
-    python -c "import mediapipe, cv2, pipelines.build_bi_shards; from apache_beam.io.gcp.gcsfilesystem import GCSFileSystem; print('worker image ok', cv2.__version__)"
+    python -c "import mediapipe, cv2, pipelines.build_bi_shards; from apache_beam.io.gcp.gcsfilesystem import GCSFileSystem; import distributed; print('worker image ok', cv2.__version__)"
 
 COPY --from=beam /opt/apache/beam /opt/apache/beam
 ENTRYPOINT ["/opt/apache/beam/boot"]

@@ -224,7 +224,7 @@ def _project() -> dict:
 def test_readme_and_dockerfile_describe_one_worker_image():
     """The image the README builds is the one its Dataflow, Spark and Flink commands run,
     tagged with the package version, built by the Dockerfile's own command; the Dockerfile
-    installs this package with its [gcp] extra, at the Beam and Python versions that launch
+    installs this package with its [gcp] and [dask] extras, at the Beam and Python versions that launch
     jobs here, and starts Beam's worker boot program."""
     commands = readme_commands()
     (build,) = [c for c in commands if c[:2] == ["docker", "build"]]
@@ -243,7 +243,7 @@ def test_readme_and_dockerfile_describe_one_worker_image():
                                                             f"python:{python}-slim"]
     assert _project()["requires-python"] == f">={python},<3.{sys.version_info.minor + 1}"
     assert set(re.findall(r"^COPY (\w+) /opt/forgery-shards/\1$", dockerfile, re.M)) == set(PACKAGES)
-    assert '"/opt/forgery-shards[gcp]" "apache-beam==${BEAM_VERSION}"' in dockerfile
+    assert '"/opt/forgery-shards[gcp,dask]" "apache-beam==${BEAM_VERSION}"' in dockerfile
     readme = (ROOT / "README.md").read_text()
     assert re.findall(r"torch==([\w.]+)", dockerfile) == re.findall(r"pip install torch==([\w.]+)", readme)[:1]
     assert dockerfile.rstrip().splitlines()[-2:] == ["COPY --from=beam /opt/apache/beam /opt/apache/beam",
