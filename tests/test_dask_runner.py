@@ -19,7 +19,7 @@ from pipelines.build_forgery_shards import ForgeryShardsConfig, build_forgery_sh
 from pipelines.cli import main
 from pipelines.config import OutputConfig
 from pipelines.extract_faces import FacesConfig, extract_faces
-from pipelines.failures import MissingOutputError
+from pipelines.failures import MissingOutputError, NothingUsableError
 from pipelines.readers import ReaderOptions, read_sources
 from pipelines.runner import DASK_RUNNER, Stage, _dask_args, run_and_summarize
 from pipelines.samples import BiPlan
@@ -162,3 +162,18 @@ def test_a_missing_output_is_an_error_naming_it(tmp_path):
     with pytest.raises(MissingOutputError, match="1 of its 2 outputs: .*never.txt"):
         run_and_summarize([], [stage])
     assert written.read_text() == "x"
+
+
+def test_nothing_usable_on_dask_is_the_same_one_line_error(cluster, shared_data, tmp_path):
+    """Without runner metrics the 'nothing usable' check reads the written tables."""
+    address, _ = cluster
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for name in ("debian_opencv_doc__apple.jpg", "dlib__dogs.jpg"):
+        (folder / name).symlink_to(shared_data / "no_face" / name)
+    result = CliRunner().invoke(main, ["run", "build_bi_shards", "--input", str(folder), "--output",
+                                       str(tmp_path / "out"), *_dask(address)])
+    assert result.exit_code == NothingUsableError.exit_code
+    assert "no usable face in the input; failures by reason: no_face 1, no_landmarks 1" in result.output
+    assert not (tmp_path / "out/faces/faces.parquet").exists()
+    assert (tmp_path / "out/faces/failures.parquet").exists()
