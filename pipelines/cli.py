@@ -37,9 +37,8 @@ from pipelines.readers import READERS, InputError, Listing, ReaderOptions, demo_
 from pipelines.readers.ffpp import METHODS as FFPP_METHODS
 from pipelines.records import Source
 from pipelines.samples import BiPlan, plan_bi_shards
-from pipelines.extract import INPUT_TIMEOUT_ENV
-from pipelines.failures import (FAIL_FAST_DIR, InputFailure, NothingUsableError, PipelineError, RunError,
-                                fail_fast_rows, reason_counts, stop_if_fail_fast)
+from pipelines.failures import (FailFast, InputFailure, NothingUsableError, PipelineError, RunError,
+                                fail_fast_folder, fail_fast_rows, reason_counts, stop_if_fail_fast)
 from pipelines.runner import (RunSummary, Stage, discard_partial, finish_run, input_fingerprint, make_pipeline,
                               prepare_output, quiet_worker_environment, run_and_summarize, run_configuration)
 from pipelines.units import Unit, plan_units
@@ -206,8 +205,12 @@ def _output_config(opts: dict) -> OutputConfig:
 LOCAL_RUNNERS = (None, "DirectRunner", "BundleBasedDirectRunner", "SwitchingDirectRunner")
 
 
-def _worker_config(opts: dict, beam_args: list[str]) -> WorkerConfig:
-    """--direct_num_workers: local worker processes; 0 means one per core, as in Beam. The
+def _worker_config(opts: dict, beam_args: list[str], output: str) -> WorkerConfig:
+    """What the workers need of the command line, wherever they run: --fail-fast (the
+    failing row left in a hidden folder of `output`, the run's output folder),
+    --input-timeout and -v.
+
+    --direct_num_workers: local worker processes; 0 means one per core, as in Beam. The
     local runner splits each stage's input statically, so several local workers share the
     work through claims in a local temporary folder (`pipelines.lanes`); other runners
     balance single items themselves."""
@@ -217,13 +220,15 @@ def _worker_config(opts: dict, beam_args: list[str]) -> WorkerConfig:
     local = options.view_as(StandardOptions).runner in LOCAL_RUNNERS
     shared = local and workers > 1
     claims = os.path.join(tempfile.gettempdir(), f"forgery-claims-{uuid.uuid4().hex}") if shared else ""
-    return WorkerConfig(opts["fail_fast"], workers, workers if shared else 0, claims)
+    verbose = bool(click.get_current_context().find_root().params.get("verbose"))
+    return WorkerConfig(FailFast(fail_fast_folder(output)) if opts["fail_fast"] else None, workers,
+                        workers if shared else 0, claims, opts.get("input_timeout") or 0.0, verbose)
 
 
 def _fail_fast_on_skipped(skipped: list[dict]) -> None:
     """With --fail-fast, the first input a reader left out stops the run (InputFailure)."""
     for row in skipped[:1]:
-        stop_if_fail_fast(row, True)
+        stop_if_fail_fast(row, FailFast())
 
 
 LOCATION_OPTIONS = {"input_dir": "INPUT", "output": "OUTPUT", "faces_dir": "FACES", "splits_dir": "SPLITS"}
@@ -288,10 +293,10 @@ def _run(ctx: click.Context, outputs: list[str], opts: dict, stages: Iterable[St
     configuration recorded in run.json), run the stages' pipelines, print the summary
     (counted from the outputs where the runner reports no metrics).
 
-    Every input gets `--input-timeout` (passed to the workers through the environment).
     A run that fails or is interrupted removes its partial outputs except finished shards
     (kept for --resume) and its temporary folders, and raises a RunError (InputFailure
-    for --fail-fast, from the row the worker left, not from exception text)."""
+    for --fail-fast, from the row the worker left in the output's fail-fast folder, not
+    from exception text)."""
     _refuse_output_inside_input(opts.get("input_dir"), outputs)
     if dry_run(ctx.args):
         _dry_run(ctx, stages)
@@ -299,12 +304,10 @@ def _run(ctx: click.Context, outputs: list[str], opts: dict, stages: Iterable[St
     _RUN_OUTPUTS[:] = outputs
     for directory in outputs:
         prepare_output(directory, opts["overwrite"], opts["resume"], config, _nested(directory, outputs))
-    marker = tempfile.mkdtemp(prefix="forgery-fail-fast-") if workers.fail_fast else None
     if workers.claims:
         os.makedirs(workers.claims)
-    quiet = None if os.environ.get("FORGERY_VERBOSE") else tempfile.mkdtemp(prefix="forgery-worker-")
-    environment = {INPUT_TIMEOUT_ENV: str(opts.get("input_timeout") or 0)} | ({FAIL_FAST_DIR: marker} if marker else {})
-    environment |= quiet_worker_environment(quiet) if quiet else {}
+    quiet = None if workers.verbose else tempfile.mkdtemp(prefix="forgery-worker-")
+    environment = quiet_worker_environment(quiet) if quiet else {}
     saved = {name: os.environ.get(name) for name in environment}
     os.environ.update(environment)
     excepthook = threading.excepthook
@@ -321,14 +324,14 @@ def _run(ctx: click.Context, outputs: list[str], opts: dict, stages: Iterable[St
     try:
         summary = run_and_summarize(ctx.args, stages)
     except BaseException as error:
-        for directory in outputs:
+        rows = fail_fast_rows(workers.fail_fast.folder) if workers.fail_fast else []
+        for directory in outputs:   # the fail-fast folder with them
             discard_partial(directory, nested=_nested(directory, outputs))
         if interrupted.is_set():
             raise KeyboardInterrupt from None
-        rows = fail_fast_rows(marker) if marker else []
         if rows and not isinstance(error, KeyboardInterrupt):
             raise InputFailure(rows[0]) from error
-        if isinstance(error, Exception) and not isinstance(error, RunError) and not os.environ.get("FORGERY_VERBOSE"):
+        if isinstance(error, Exception) and not isinstance(error, RunError) and not workers.verbose:
             raise PipelineError(f"the pipeline failed: {_error_line(error)}") from error
         raise
     finally:
@@ -340,7 +343,7 @@ def _run(ctx: click.Context, outputs: list[str], opts: dict, stages: Iterable[St
                 os.environ.pop(name, None)
             else:
                 os.environ[name] = value
-        for folder in (marker, quiet, workers.claims):
+        for folder in (quiet, workers.claims):
             if folder:
                 shutil.rmtree(folder, ignore_errors=True)
     if summary.from_outputs:
@@ -494,7 +497,7 @@ def main(verbose: int = 0) -> None:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s", force=True)
     logging.getLogger("forgery").setLevel(logging.INFO)  # progress lines
     if verbose:
-        os.environ["FORGERY_VERBOSE"] = "1"   # read by landmarks.detect in every worker process
+        os.environ["FORGERY_VERBOSE"] = "1"   # this process's native log lines (workers: WorkerConfig.verbose)
         logging.getLogger().setLevel(logging.INFO if verbose > 1 else logging.WARNING)
         for warning in _IMPORT_WARNINGS:
             warnings.showwarning(warning.message, warning.category, warning.filename, warning.lineno)
@@ -556,7 +559,7 @@ def extract_faces_command(ctx: click.Context, **opts) -> None:
         if opts["resume"] and opts["overwrite"]:
             raise InputError("--resume and --overwrite exclude each other")
         sources, skipped = _real_sources(opts)
-        config = _faces_config(opts, opts["output"], _worker_config(opts, ctx.args))
+        config = _faces_config(opts, opts["output"], _worker_config(opts, ctx.args, opts["output"]))
         units = _units(sources, opts)
     except (InputError, ValueError) as error:
         raise click.UsageError(str(error)) from error
@@ -588,7 +591,7 @@ def build_bi_shards_command(ctx: click.Context, **opts) -> None:
     """
     try:
         output = _output_config(opts)
-        workers = _worker_config(opts, ctx.args)
+        workers = _worker_config(opts, ctx.args, output.directory)
         faces_dir, extraction = opts["faces_dir"], None
         if faces_dir is not None:
             given = [name for name in EXTRACTION_OPTIONS
@@ -673,7 +676,8 @@ def build_forgery_shards_command(ctx: click.Context, **opts) -> None:
             raise InputError(f"no manipulated videos with their originals in {opts['input_dir']} "
                              f"(split {opts['split']}); this pipeline needs an FF++ or Celeb-DF layout")
         config = ForgeryShardsConfig(
-            output=_output_config(opts), crops=_crop_config(opts), workers=_worker_config(opts, ctx.args),
+            output=_output_config(opts), crops=_crop_config(opts),
+            workers=_worker_config(opts, ctx.args, opts["output"]),
             masks=MaskOptions(opts["masks"], opts["diff_smooth"], opts["diff_threshold"], opts["mask_cleanup"]))
     except (InputError, ValueError) as error:
         raise click.UsageError(str(error)) from error

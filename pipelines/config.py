@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from landmarks.detect import DetectorConfig
+from pipelines.failures import FailFast
 
 
 @dataclass(frozen=True)
@@ -39,12 +40,20 @@ class OutputConfig:
 
 @dataclass(frozen=True)
 class WorkerConfig:
-    """fail_fast: the first dropped input or face stops the run. workers: worker processes
+    """How the run's workers behave, wherever they run (everything a worker needs from the
+    launcher travels here, not in its environment).
+
+    fail_fast: with --fail-fast, the first dropped input or face stops the run (see
+    `pipelines.failures.FailFast`); None records it and goes on. workers: worker processes
     sharing the run, e.g. --direct_num_workers (progress ETA). lanes: local worker processes
     that share the units and output shards by claiming them (`pipelines.lanes`), 0 or 1 for
-    one item per element. claims: the directory of their claim files, local to the machine."""
+    one item per element. claims: the directory of their claim files, local to the machine.
+    input_timeout: seconds one input (or an original with its fakes) may take to decode,
+    0 for no limit. verbose: native libraries' log lines are shown (`beam -v`)."""
 
-    fail_fast: bool = False
+    fail_fast: FailFast | None = None
     workers: int = 1
     lanes: int = 0
     claims: str = ""
+    input_timeout: float = 0.0
+    verbose: bool = False

@@ -28,13 +28,13 @@ from landmarks.frames import (DecodeError, DecodeLimits, DecodeTimeout, FileTooL
                               media_kind, read_frames, require_regular_file)
 from pipelines.config import CropConfig, WorkerConfig
 from pipelines.failures import (FILE_TOO_LARGE, NOT_REGULAR_FILE, TIMEOUT, TOO_MANY_PIXELS, TRUNCATED, UNDECODABLE,
-                                UNREADABLE, UNSUPPORTED_TYPE, Reason, failure_row, reason_of,
+                                UNREADABLE, UNSUPPORTED_TYPE, FailFast, Reason, failure_row, reason_of,
                                 stop_if_fail_fast)
 from pipelines.progress import Progress
 from pipelines.lanes import Lane, claim
 from pipelines.records import Source
 from pipelines.units import Unit
-from pipelines.worker import prepare_worker_process, shared_detector
+from pipelines.worker import prepare_worker_process, set_worker_verbosity, shared_detector
 from pipelines.write import AtomicFile, write_atomically
 from shards.faces import FaceRecord, stored_face
 from shards.keys import face_key
@@ -45,24 +45,14 @@ UNIT_RECORDS = "units"
 """Folder of the unit records, beside the face shards."""
 
 
-INPUT_TIMEOUT_ENV = "FORGERY_INPUT_TIMEOUT"
-"""Seconds one input may take to decode (`--input-timeout`, set by the launcher for its
-worker processes); unset or 0: no limit."""
-
-
-def input_limits(timeout: float | None = None) -> DecodeLimits:
+def input_limits(timeout: float) -> DecodeLimits:
     """Decoding limits of one input starting now: the pixel and byte bounds, and a deadline
-    `timeout` seconds away (default: $FORGERY_INPUT_TIMEOUT)."""
-    if timeout is None:
-        try:
-            timeout = float(os.environ.get(INPUT_TIMEOUT_ENV) or 0)
-        except ValueError:
-            timeout = 0.0
+    `timeout` seconds away (`WorkerConfig.input_timeout`; 0: none)."""
     return DecodeLimits(deadline=time.monotonic() + timeout if timeout > 0 else None)
 
 
 def count_dropped(path: str, stage: str | Reason, reason: str | None = None, frame: int = -1, detail: str = "",
-                  fail_fast: bool = False) -> dict:
+                  fail_fast: FailFast | None = None) -> dict:
     """A failure row for `reason` (a `pipelines.failures.Reason`, or its stage and name),
     counted as Beam counter `dropped/<reason>`; with `fail_fast`, an InputFailure instead."""
     why = reason_of(stage, reason)
@@ -117,13 +107,13 @@ def decode_failure(error: Exception, decoded: int) -> tuple[Reason, str]:
     return UNREADABLE, f"{type(error).__name__}: {_without_location(error)}"
 
 
-def source_frames(source: Source, frames_per_video: int, fail_fast: bool,
-                  limits: DecodeLimits | None = None) -> Iterator[tuple[int, np.ndarray] | dict]:
+def source_frames(source: Source, frames_per_video: int, fail_fast: FailFast | None,
+                  limits: DecodeLimits) -> Iterator[tuple[int, np.ndarray] | dict]:
     """(frame index, (H, W, 3) uint8 RGB) of a source's sampled frames, read at its
     `location`, and a failure row (dict, with the source's relative path) where the source
     cannot be read or decoded (after the frames that could be).
 
-    Decoding is bounded (`limits`, default `input_limits()` from now): only regular files
+    Decoding is bounded (`limits`, e.g. `input_limits` from now): only regular files
     are opened, images by bytes and pixels, and the input's time limit is checked between
     frames, so a pathological input ends in a row and the run goes on."""
     if media_kind(source.path) is None:
@@ -135,7 +125,6 @@ def source_frames(source: Source, frames_per_video: int, fail_fast: bool,
         yield count_dropped(source.path, UNREADABLE, detail="no read permission, or a dangling link",
                             fail_fast=fail_fast)
         return
-    limits = input_limits() if limits is None else limits
     decoded = 0
     try:
         with local_file(location, limits) as path:
@@ -159,7 +148,7 @@ class AlignedFace:
 
 
 def faces_of_frame(detector: FaceDetector, source: Source, index: int, rgb: np.ndarray, size: int, margin: float,
-                   fail_fast: bool = False) -> list[AlignedFace | dict]:
+                   fail_fast: FailFast | None = None) -> list[AlignedFace | dict]:
     """Every face kept in one frame, aligned and cropped (`size` px at `margin`), and a
     failure row (dict) for each face dropped, or for the frame when it has no face."""
     accepted, rejected = detector.detect(rgb)
@@ -215,6 +204,7 @@ class _ExtractUnitsFn(beam.DoFn):
         self._progress: Progress | None = None
 
     def setup(self):
+        set_worker_verbosity(self._workers.verbose)
         self._detector = shared_detector(self._crops.detector)
         self._progress = Progress(self._total, self._workers.workers)
         prepare_worker_process()
@@ -235,7 +225,8 @@ class _ExtractUnitsFn(beam.DoFn):
         crops, fail_fast = self._crops, self._workers.fail_fast
         faces, failures = [], []
         for source in unit.sources:
-            for item in source_frames(source, crops.frames_per_video, fail_fast):
+            for item in source_frames(source, crops.frames_per_video, fail_fast,
+                                      input_limits(self._workers.input_timeout)):
                 if isinstance(item, dict):
                     failures.append(item)
                     continue

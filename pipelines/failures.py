@@ -7,13 +7,13 @@ as a whole (bad options, an output folder that cannot be used, nothing usable) i
 one-line message and an exit status.
 
 `--fail-fast` is read in one place, `stop_if_fail_fast`: the first failure row of a
-fail-fast run is written to the run's marker folder (so the launching process learns it
-even when the worker was another process or machine) and raised as `InputFailure`.
+fail-fast run is written into a hidden folder of the run's output (`FAIL_FAST_FOLDER`,
+through Beam FileSystems, so the launching process learns it whatever process or machine
+the worker was, on any runner) and raised as `InputFailure`.
 """
 from __future__ import annotations
 
 import json
-import os
 import uuid
 from collections import Counter
 from dataclasses import dataclass
@@ -145,34 +145,58 @@ class InputFailure(RunError):
         super().__init__(f"{row['path']}: {row['stage']}/{row['reason']}{where}{detail}")
 
 
-FAIL_FAST_DIR = "FORGERY_FAIL_FAST_DIR"
-"""Environment variable naming the folder where a fail-fast worker leaves its row."""
+FAIL_FAST_FOLDER = ".fail-fast"
+"""Hidden folder of a run's output folder where a fail-fast worker leaves the failing row
+(a file of the run's own: removed by the launcher after reading it)."""
 
 
-def stop_if_fail_fast(row: dict, fail_fast: bool) -> dict:
-    """`row`, or with `fail_fast` an InputFailure for it (the row also left in the marker
-    folder of $FORGERY_FAIL_FAST_DIR when set, for the launching process)."""
-    if not fail_fast:
+@dataclass(frozen=True)
+class FailFast:
+    """--fail-fast: the first input, frame or face that would be dropped stops the run.
+    folder: where the worker that finds it leaves its row for the launching process (local
+    path or URL, `fail_fast_folder` of the run's output); "" in the launching process
+    itself, which raises at once."""
+
+    folder: str = ""
+
+
+def fail_fast_folder(output: str) -> str:
+    """The fail-fast folder of the run whose output folder (local path or URL) is `output`."""
+    from apache_beam.io.filesystems import FileSystems
+
+    return FileSystems.join(output, FAIL_FAST_FOLDER)
+
+
+def stop_if_fail_fast(row: dict, fail_fast: FailFast | None) -> dict:
+    """`row`; with `fail_fast`, an InputFailure for it instead, the row first written whole
+    (then renamed) into `fail_fast.folder` when there is one."""
+    if fail_fast is None:
         return row
-    folder = os.environ.get(FAIL_FAST_DIR)
-    if folder:
+    if fail_fast.folder:
+        from pipelines.write import write_atomically
+
+        data = json.dumps(row, sort_keys=True).encode()
         try:
-            os.makedirs(folder, exist_ok=True)
-            with open(os.path.join(folder, f"{uuid.uuid4().hex}.json"), "w") as stream:
-                json.dump(row, stream)
-        except OSError:
+            write_atomically(fail_fast.folder, f"{uuid.uuid4().hex}.json", lambda stream: stream.write(data))
+        except Exception:  # noqa: BLE001 - any file system's error: the launcher then reports the failure generically
             pass
     raise InputFailure(row)
 
 
 def fail_fast_rows(folder: str) -> list[dict]:
-    """Rows fail-fast workers left in `folder`, sorted by path."""
+    """Rows fail-fast workers left in `folder` (local path or URL), sorted by path and
+    frame; [] when there are none."""
+    from apache_beam.io.filesystems import FileSystems
+
     rows = []
-    if os.path.isdir(folder):
-        for name in sorted(os.listdir(folder)):
-            try:
-                with open(os.path.join(folder, name)) as stream:
-                    rows.append(json.load(stream))
-            except (OSError, ValueError):
-                continue
+    try:
+        found = FileSystems.match([FileSystems.join(folder, "*.json")])[0].metadata_list
+    except Exception:  # noqa: BLE001 - no folder (nothing failed fast), or one that cannot be listed
+        return []
+    for metadata in sorted(found, key=lambda m: m.path):
+        try:
+            with FileSystems.open(metadata.path) as stream:
+                rows.append(json.loads(stream.read()))
+        except (OSError, ValueError):
+            continue
     return sorted(rows, key=lambda r: (r["path"], r.get("frame", -1)))

@@ -26,7 +26,7 @@ from pipelines.failures import (FRAME_COUNT_MISMATCH, IDENTICAL_TO_ORIGINAL, MAS
                                 ORIGINAL_UNUSABLE, SIZE_MISMATCH, TIMEOUT, UNDECODABLE)
 from pipelines.progress import Progress
 from pipelines.records import Face, Source
-from pipelines.worker import prepare_worker_process, shared_detector
+from pipelines.worker import prepare_worker_process, set_worker_verbosity, shared_detector
 from shards.keys import face_key, parse_key
 from shards.png import encode_png
 
@@ -68,6 +68,7 @@ class _ExtractForgeriesFn(beam.DoFn):
         self._progress: Progress | None = None
 
     def setup(self):
+        set_worker_verbosity(self._workers.verbose)
         self._detector = shared_detector(self._crops.detector)
         self._progress = Progress(self._total, self._workers.workers)
         prepare_worker_process()
@@ -83,7 +84,7 @@ class _ExtractForgeriesFn(beam.DoFn):
         decode), then read the original and each usable fake at the same frames. The whole
         group shares one --input-timeout."""
         original, fakes = group
-        limits = input_limits()
+        limits = input_limits(self._workers.input_timeout)
         fail_fast = self._fail_fast
         with ExitStack() as stack:
             try:

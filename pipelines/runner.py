@@ -15,7 +15,7 @@ from apache_beam.metrics.metric import MetricsFilter
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 
 from pipelines.extract import UNIT_RECORDS
-from pipelines.failures import MissingOutputError, OutputError, OutputExistsError, ResumeMismatchError
+from pipelines.failures import FAIL_FAST_FOLDER, MissingOutputError, OutputError, OutputExistsError, ResumeMismatchError
 from shards.tables import TABLES
 
 RUN_RECORD = "run.json"
@@ -25,7 +25,7 @@ KEPT_BY_RESUME = ("shard-*.tar", f"{UNIT_RECORDS}/shard-*.json", RUN_RECORD)
 """Files a failed or interrupted run keeps for --resume (each written whole, then renamed)."""
 RUN_PATTERNS = ("shard-*.tar", ".shard-*", "beam-temp-*", "beam-temp-*/*", ".*.tmp-*",
                 f"{UNIT_RECORDS}/shard-*.json", f"{UNIT_RECORDS}/.shard-*", f"{UNIT_RECORDS}/.*.tmp-*",
-                RUN_RECORD, *(f"{name}.parquet" for name in TABLES))
+                FAIL_FAST_FOLDER, RUN_RECORD, *(f"{name}.parquet" for name in TABLES))
 """Names (relative to the output folder) only a run of this project makes; with a run
 record present, they are that run's. README.md, stats.json and preview.png are a run's
 only when its record lists them (a user's README.md is never deleted)."""
@@ -185,7 +185,8 @@ def _delete(directory: str, relatives: list[str]) -> None:
                 pass
     import shutil
 
-    for top in sorted({r.split("/")[0] for r in relatives if "/" in r and r.startswith("beam-temp-")}):
+    for top in sorted({r.split("/")[0] for r in relatives
+                       if "/" in r and (r.startswith("beam-temp-") or r.split("/")[0] == FAIL_FAST_FOLDER)}):
         shutil.rmtree(os.path.join(directory, top), ignore_errors=True)
 
 

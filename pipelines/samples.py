@@ -18,6 +18,7 @@ from apache_beam.metrics import Metrics
 
 from blending.mix import FakeParams, RecipeMix
 from pipelines.extract import count_dropped
+from pipelines.failures import FailFast
 from pipelines.lanes import Lane, claim
 from pipelines.worker import prepare_worker_process
 from pipelines.write import write_atomically
@@ -54,7 +55,7 @@ class BiPlan:
 
 
 def plan_bi_shards(faces: str, samples_per_shard: int, fakes_per_real: float, seed: int,
-                   mix: RecipeMix = RecipeMix.parse("bi"), fail_fast: bool = False) -> BiPlan:
+                   mix: RecipeMix = RecipeMix.parse("bi"), fail_fast: FailFast | None = None) -> BiPlan:
     """The BI plan of face folder `faces`, from its `faces.parquet` and `neighbours.parquet`
     (records only: no crop is read). Made where the run is launched, so the shard tasks
     reach the workers as the run's input, one element each."""

@@ -1,21 +1,36 @@
-"""Once-per-process set-up of a pipeline worker: its BLAS thread pool, garbage collector and
-face detector.
+"""Once-per-process set-up of a pipeline worker: its log verbosity, BLAS thread pool,
+garbage collector and face detector.
 
 Called from `setup` of every DoFn that does numeric work. It acts on the whole process, so
 it holds on any runner whatever stages a worker process is given, and however often the
-runner sets a DoFn up (Beam's DaskRunner does it once per partition, not per process).
+runner sets a DoFn up (Beam's DaskRunner does it once per partition, not per process). It
+takes what it needs from the DoFn's configuration: a worker on another machine (Dataflow,
+a Dask cluster) does not share the launching process's environment.
 """
 from __future__ import annotations
 
 import gc
+import os
 import threading
 
 from threadpoolctl import threadpool_limits
 
 from landmarks.detect import DetectorConfig, FaceDetector
+from landmarks.frames import VERBOSE_ENV
 
 _DETECTORS: dict[tuple[DetectorConfig, int], FaceDetector] = {}
 """This process's face detectors, by configuration and thread."""
+
+
+def set_worker_verbosity(verbose: bool) -> None:
+    """`beam -v` in this worker process: native libraries' log lines (FFmpeg, MediaPipe)
+    are shown when `verbose`, silenced otherwise (`landmarks.frames.quiet_native_logs`
+    reads it, in this process and in the decoding processes it starts). Call it before
+    the face detector is made."""
+    if verbose:
+        os.environ[VERBOSE_ENV] = "1"
+    else:
+        os.environ.pop(VERBOSE_ENV, None)
 
 
 def shared_detector(config: DetectorConfig) -> FaceDetector:

@@ -9,6 +9,7 @@ import json
 from pathlib import Path
 
 import apache_beam as beam
+import pyarrow.parquet as pq
 import pytest
 from apache_beam.runners.portability.fn_api_runner import FnApiRunner
 from apache_beam.testing.test_pipeline import TestPipeline
@@ -177,3 +178,27 @@ def test_nothing_usable_on_dask_is_the_same_one_line_error(cluster, shared_data,
     assert "no usable face in the input; failures by reason: no_face 1, no_landmarks 1" in result.output
     assert not (tmp_path / "out/faces/faces.parquet").exists()
     assert (tmp_path / "out/faces/failures.parquet").exists()
+
+
+def test_fail_fast_and_the_input_timeout_reach_dask_workers(cluster, shared_data, tmp_path):
+    """The cluster's worker processes started before the run and share nothing of the
+    launcher's environment: --input-timeout and --fail-fast reach them in the DoFns'
+    configuration, and the fail-fast row comes back through the output folder."""
+    address, _ = cluster
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "long.mp4").symlink_to(shared_data / "real_videos/liveportrait__d6.mp4")    # 1008 frames
+    (folder / "grace.jpg").symlink_to(shared_data / "real_photos/grace_hopper/pypi_matplotlib__grace_hopper.jpg")
+    _run(["extract_faces", "--input", str(folder), "--output", str(tmp_path / "timed"), "--input-timeout", "0.05",
+          *_dask(address)])
+    rows = pq.read_table(tmp_path / "timed" / "failures.parquet").to_pylist()
+    assert [(r["path"], r["reason"]) for r in rows] == [("long.mp4", "timeout")]
+
+    (folder / "notes.mp4").write_text("not a video\n" * 20)
+    out = tmp_path / "failed"
+    result = CliRunner().invoke(main, ["run", "extract_faces", "--input", str(folder), "--output", str(out),
+                                       "--fail-fast", *_dask(address)])
+    assert result.exit_code == 1, result.output
+    assert result.output.strip().splitlines()[-1] == \
+        "Error: --fail-fast: notes.mp4: decode/undecodable: no video stream could be opened"
+    assert not (out / ".fail-fast").exists() and json.loads((out / "run.json").read_text())["state"] == "failed"

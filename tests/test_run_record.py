@@ -158,7 +158,37 @@ def test_fail_fast_from_worker_processes_is_typed_and_leaves_no_tables(photos, t
     assert "notes.mp4: decode/undecodable" in result.stderr and "Traceback" not in result.stderr
     left = sorted(str(p.relative_to(out)) for p in out.rglob("*"))
     assert not [p for p in left if p.endswith(".parquet") or "beam-temp" in p or ".tmp-" in p or p == "README.md"]
+    assert not [p for p in left if p.startswith(".fail-fast")], left     # the row was read, then removed
     assert json.loads((out / "run.json").read_text())["state"] == "failed"
+
+
+def test_fail_fast_row_travels_through_the_output_file_system(photos, tmp_path, monkeypatch):
+    """The failing worker leaves its row in OUT/.fail-fast/ through Beam FileSystems, so the
+    launcher learns it from a worker on any machine; here the output is an object store
+    (mem://), and the row is removed once read."""
+    from memfs import InMemoryFileSystem
+
+    (photos / "notes.mp4").write_text("not a video\n" * 20)
+    monkeypatch.chdir(tmp_path)
+    store = InMemoryFileSystem.files
+    store.clear()
+    result = invoke("run", "extract_faces", "--input", str(photos), "--output", "mem://bucket/out", "--fail-fast")
+    assert result.exit_code == 1, result.output
+    assert result.output.strip().splitlines()[-1] == \
+        "Error: --fail-fast: notes.mp4: decode/undecodable: no video stream could be opened"
+    assert not [path for path in store if "/.fail-fast" in path], sorted(store)
+    assert json.loads(store["mem://bucket/out/run.json"])["state"] == "failed"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in"]
+
+
+def test_fail_fast_folder_left_by_a_killed_launcher_is_the_runs_own(photos, tmp_path):
+    out = tmp_path / "out"
+    assert extract(photos, out).exit_code == 0
+    (out / ".fail-fast").mkdir()
+    (out / ".fail-fast" / "0123.json").write_text("{}")
+    again = extract(photos, out, "--overwrite")
+    assert again.exit_code == 0, again.output
+    assert not (out / ".fail-fast").exists()
 
 
 def test_ctrl_c_exits_130_with_one_line_and_no_temporary_folders(shared_data, tmp_path):
