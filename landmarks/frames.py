@@ -60,6 +60,9 @@ class StreamEnded(DecodeError):
         super().__init__(message)
         self.frames = frames
 
+    def __reduce__(self):
+        return type(self), (str(self), self.frames)
+
 
 class DecodeTimeout(DecodeError):
     """Decoding passed its deadline (checked between frames)."""
@@ -113,6 +116,23 @@ def require_regular_file(path: str) -> os.stat_result:
                 else "folder" if stat.S_ISDIR(info.st_mode) else "non-regular file")
         raise NotRegularFile(f"a {kind}, not a regular file")
     return info
+
+
+def same_bytes(a: str, b: str) -> bool:
+    """Whether two local regular files hold the same bytes (NotRegularFile for anything
+    else): the same file by its real path, else sizes, then a streamed compare."""
+    sizes = require_regular_file(a).st_size, require_regular_file(b).st_size
+    if os.path.realpath(a) == os.path.realpath(b):
+        return True
+    if sizes[0] != sizes[1]:
+        return False
+    with open(a, "rb") as first, open(b, "rb") as second:
+        while True:
+            x, y = first.read(1 << 20), second.read(1 << 20)
+            if x != y:
+                return False
+            if not x:
+                return True
 
 
 def media_kind(path: str) -> str | None:

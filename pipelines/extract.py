@@ -23,18 +23,19 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 
 from landmarks.align import align_detected
+from landmarks.decoder import DecoderCrashed, DecoderProcess
 from landmarks.detect import FaceDetector
 from landmarks.frames import (DecodeError, DecodeLimits, DecodeTimeout, FileTooLarge, NotRegularFile, TooManyPixels,
-                              media_kind, read_frames, require_regular_file)
+                              media_kind, read_frames)
 from pipelines.config import CropConfig, WorkerConfig
-from pipelines.failures import (FILE_TOO_LARGE, NOT_REGULAR_FILE, TIMEOUT, TOO_MANY_PIXELS, TRUNCATED, UNDECODABLE,
-                                UNREADABLE, UNSUPPORTED_TYPE, FailFast, Reason, failure_row, reason_of,
-                                stop_if_fail_fast)
+from pipelines.failures import (DECODER_CRASHED, FILE_TOO_LARGE, NOT_REGULAR_FILE, TIMEOUT, TOO_MANY_PIXELS,
+                                TRUNCATED, UNDECODABLE, UNREADABLE, UNSUPPORTED_TYPE, FailFast, Reason, failure_row,
+                                reason_of, stop_if_fail_fast)
 from pipelines.progress import Progress
 from pipelines.lanes import Lane, claim
 from pipelines.records import Source
 from pipelines.units import Unit
-from pipelines.worker import prepare_worker_process, set_worker_verbosity, shared_detector
+from pipelines.worker import prepare_worker_process, set_worker_verbosity, shared_decoder, shared_detector
 from pipelines.write import AtomicFile, write_atomically
 from shards.faces import FaceRecord, stored_face
 from shards.keys import face_key
@@ -62,11 +63,10 @@ def count_dropped(path: str, stage: str | Reason, reason: str | None = None, fra
 
 @contextmanager
 def local_file(path: str, limits: DecodeLimits | None = None):
-    """A local path for `path`: itself when local, else a temporary copy (OpenCV reads
-    only local files). A local path must be a regular file (NotRegularFile otherwise: a
-    FIFO or device is never opened)."""
+    """A local path for `path`: itself when local (not even looked at here: the decoding
+    process opens it, within the input's time limit), else a temporary copy (OpenCV reads
+    only local files)."""
     if "://" not in path:
-        require_regular_file(path)
         yield path
         return
     suffix = os.path.splitext(path)[1]
@@ -91,11 +91,18 @@ def _without_location(error: Exception) -> str:
     return str(error)
 
 
+INPUT_ERRORS = (DecodeError, OSError, cv2.error, MemoryError)
+"""What opening or decoding one input may raise: each becomes the input's row
+(`decode_failure`), never the run's failure."""
+
+
 def decode_failure(error: Exception, decoded: int) -> tuple[Reason, str]:
     """The reason and detail of an error raised while opening or decoding an input, after
     `decoded` frames (the detail never names a location)."""
     if isinstance(error, DecodeTimeout):
         return TIMEOUT, f"{error}; {decoded} frames decoded"
+    if isinstance(error, DecoderCrashed):
+        return DECODER_CRASHED, f"{error}; {decoded} frames decoded"
     if isinstance(error, TooManyPixels):
         return TOO_MANY_PIXELS, str(error)
     if isinstance(error, NotRegularFile):
@@ -107,32 +114,28 @@ def decode_failure(error: Exception, decoded: int) -> tuple[Reason, str]:
     return UNREADABLE, f"{type(error).__name__}: {_without_location(error)}"
 
 
-def source_frames(source: Source, frames_per_video: int, fail_fast: FailFast | None,
-                  limits: DecodeLimits) -> Iterator[tuple[int, np.ndarray] | dict]:
+def source_frames(source: Source, frames_per_video: int, fail_fast: FailFast | None, limits: DecodeLimits,
+                  decoder: DecoderProcess) -> Iterator[tuple[int, np.ndarray] | dict]:
     """(frame index, (H, W, 3) uint8 RGB) of a source's sampled frames, read at its
     `location`, and a failure row (dict, with the source's relative path) where the source
     cannot be read or decoded (after the frames that could be).
 
     Decoding is bounded (`limits`, e.g. `input_limits` from now): only regular files
-    are opened, images by bytes and pixels, and the input's time limit is checked between
-    frames, so a pathological input ends in a row and the run goes on."""
+    are opened, images by bytes and pixels, and it runs in `decoder`'s process, which is
+    stopped when the input's time limit passes (even inside one decoder call) or dies
+    with a crash of its own, so a pathological input ends in a row and the run goes on."""
     if media_kind(source.path) is None:
         yield count_dropped(source.path, UNSUPPORTED_TYPE, detail="not a video or image extension",
                             fail_fast=fail_fast)
         return
-    location = source.location
-    if "://" not in location and not os.access(location, os.R_OK):
-        yield count_dropped(source.path, UNREADABLE, detail="no read permission, or a dangling link",
-                            fail_fast=fail_fast)
-        return
     decoded = 0
     try:
-        with local_file(location, limits) as path:
-            for item in read_frames(path, frames_per_video, limits):
+        with local_file(source.location, limits) as path:
+            for item in decoder.frames(limits.deadline, read_frames, path, frames_per_video, limits):
                 decoded += 1
                 Metrics.counter("frames", "decoded").inc()
                 yield item
-    except (DecodeError, OSError, cv2.error, MemoryError) as error:
+    except INPUT_ERRORS as error:
         reason, detail = decode_failure(error, decoded)
         yield count_dropped(source.path, reason, detail=detail, fail_fast=fail_fast)
 
@@ -201,11 +204,13 @@ class _ExtractUnitsFn(beam.DoFn):
         self._directory, self._crops, self._workers = directory, crops, workers
         self._resume, self._total = resume, total
         self._detector: FaceDetector | None = None
+        self._decoder: DecoderProcess | None = None
         self._progress: Progress | None = None
 
     def setup(self):
         set_worker_verbosity(self._workers.verbose)
         self._detector = shared_detector(self._crops.detector)
+        self._decoder = shared_decoder()
         self._progress = Progress(self._total, self._workers.workers)
         prepare_worker_process()
 
@@ -226,7 +231,7 @@ class _ExtractUnitsFn(beam.DoFn):
         faces, failures = [], []
         for source in unit.sources:
             for item in source_frames(source, crops.frames_per_video, fail_fast,
-                                      input_limits(self._workers.input_timeout)):
+                                      input_limits(self._workers.input_timeout), self._decoder):
                 if isinstance(item, dict):
                     failures.append(item)
                     continue

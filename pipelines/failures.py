@@ -57,6 +57,8 @@ UNDECODABLE = _reason("decode", "undecodable", "no frame could be decoded")
 TRUNCATED = _reason("decode", "truncated", "the stream ended before the header's frame count")
 TOO_MANY_PIXELS = _reason("decode", "too_many_pixels", "an image above the pixel limit")
 TIMEOUT = _reason("decode", "timeout", "the input took longer than --input-timeout")
+DECODER_CRASHED = _reason("decode", "decoder_crashed",
+                          "the decoding process died on this input (a crash in FFmpeg or a codec, or out of memory)")
 MASK_FRAME_MISSING = _reason("decode", "mask_frame_missing", "the mask video lacks a frame")
 # detect: faces in a frame
 NO_FACE = _reason("detect", "no_face", "no face detected in the frame")

@@ -9,24 +9,25 @@ from __future__ import annotations
 
 from contextlib import ExitStack
 from dataclasses import dataclass, replace
+from functools import partial
 
 import apache_beam as beam
-import cv2
 import numpy as np
 from apache_beam.metrics import Metrics
 
 from blending.masks import difference_mask, official_mask
 from landmarks.align import warp_crop
+from landmarks.decoder import DecoderProcess
 from landmarks.detect import FaceDetector
-from landmarks.frames import (DecodeError, DecodeLimits, DecodeTimeout, decodable_frame_count, evenly_spaced,
-                              frame_size, read_video_frames)
+from landmarks.frames import (DecodeLimits, DecodeTimeout, decodable_frame_count, evenly_spaced,
+                              frame_size, read_video_frames, same_bytes)
 from pipelines.config import CropConfig, WorkerConfig
-from pipelines.extract import count_dropped, decode_failure, faces_of_frame, input_limits, local_file
+from pipelines.extract import INPUT_ERRORS, count_dropped, decode_failure, faces_of_frame, input_limits, local_file
 from pipelines.failures import (FRAME_COUNT_MISMATCH, IDENTICAL_TO_ORIGINAL, MASK_FRAME_MISSING, NO_ORIGINAL_FACE,
                                 ORIGINAL_UNUSABLE, SIZE_MISMATCH, TIMEOUT, UNDECODABLE)
 from pipelines.progress import Progress
 from pipelines.records import Face, Source
-from pipelines.worker import prepare_worker_process, set_worker_verbosity, shared_detector
+from pipelines.worker import prepare_worker_process, set_worker_verbosity, shared_decoder, shared_detector
 from shards.keys import face_key, parse_key
 from shards.png import encode_png
 
@@ -65,11 +66,13 @@ class _ExtractForgeriesFn(beam.DoFn):
         self._crops, self._masks, self._workers, self._total = crops, masks, workers, total
         self._fail_fast = workers.fail_fast
         self._detector: FaceDetector | None = None
+        self._decoder: DecoderProcess | None = None
         self._progress: Progress | None = None
 
     def setup(self):
         set_worker_verbosity(self._workers.verbose)
         self._detector = shared_detector(self._crops.detector)
+        self._decoder = shared_decoder()
         self._progress = Progress(self._total, self._workers.workers)
         prepare_worker_process()
 
@@ -82,16 +85,18 @@ class _ExtractForgeriesFn(beam.DoFn):
     def _process(self, group: tuple[Source, list[Source]]):
         """Check the pair first (regular files, same bytes, frame size, frames that really
         decode), then read the original and each usable fake at the same frames. The whole
-        group shares one --input-timeout."""
+        group shares one --input-timeout; every file is opened and decoded in the decoding
+        process, which is stopped when it passes."""
         original, fakes = group
         limits = input_limits(self._workers.input_timeout)
+        in_child = partial(self._decoder.call, limits.deadline)
         fail_fast = self._fail_fast
         with ExitStack() as stack:
             try:
                 local = {original.path: stack.enter_context(local_file(original.location, limits))}
-                size = frame_size(local[original.path], limits)
-                counts = {original.path: decodable_frame_count(local[original.path], limits)}
-            except (DecodeError, OSError, cv2.error) as error:
+                size = in_child(frame_size, local[original.path], limits)
+                counts = {original.path: in_child(decodable_frame_count, local[original.path], limits)}
+            except INPUT_ERRORS as error:
                 reason, detail = decode_failure(error, 0)
                 yield count_dropped(original.path, reason, detail=f"original of {len(fakes)} fakes: {detail}",
                               fail_fast=fail_fast)
@@ -103,19 +108,19 @@ class _ExtractForgeriesFn(beam.DoFn):
             for fake in fakes:
                 try:
                     local[fake.path] = stack.enter_context(local_file(fake.location, limits))
-                    if _same_bytes(local[original.path], local[fake.path]):
+                    if in_child(same_bytes, local[original.path], local[fake.path]):
                         yield count_dropped(fake.path, IDENTICAL_TO_ORIGINAL, detail=f"same bytes as {original.path}",
                                       fail_fast=fail_fast)
                         continue
-                    fake_size = frame_size(local[fake.path], limits)
+                    fake_size = in_child(frame_size, local[fake.path], limits)
                     if fake_size != size:
                         yield count_dropped(fake.path, SIZE_MISMATCH,
                                       detail=f"fake {fake_size[0]}x{fake_size[1]}, original {size[0]}x{size[1]}: "
                                              f"its crops would not align with the original's",
                                       fail_fast=fail_fast)
                         continue
-                    counts[fake.path] = decodable_frame_count(local[fake.path], limits)
-                except (DecodeError, OSError, cv2.error) as error:
+                    counts[fake.path] = in_child(decodable_frame_count, local[fake.path], limits)
+                except INPUT_ERRORS as error:
                     reason, detail = decode_failure(error, 0)
                     yield count_dropped(fake.path, reason, detail=detail, fail_fast=fail_fast)
                     continue
@@ -134,7 +139,8 @@ class _ExtractForgeriesFn(beam.DoFn):
             faces: dict[int, list[tuple[Face, np.ndarray]]] = {}  # frame -> original faces, their crops
             decoded = 0
             try:
-                for index, rgb in read_video_frames(local[original.path], indices, limits):
+                for index, rgb in self._decoder.frames(limits.deadline, read_video_frames, local[original.path],
+                                                       indices, limits):
                     decoded += 1
                     Metrics.counter("frames", "decoded").inc()
                     for found in faces_of_frame(self._detector, original, index, rgb, self._crops.size,
@@ -145,7 +151,7 @@ class _ExtractForgeriesFn(beam.DoFn):
                         face = Face(found.record, original, encode_png(found.crop))
                         faces.setdefault(index, []).append((face, found.crop))
                         yield face
-            except (DecodeError, cv2.error) as error:
+            except INPUT_ERRORS as error:
                 reason, detail = decode_failure(error, decoded)
                 yield count_dropped(original.path, reason, detail=detail, fail_fast=fail_fast)
                 if isinstance(error, DecodeTimeout):
@@ -169,8 +175,9 @@ class _ExtractForgeriesFn(beam.DoFn):
         done = 0
         try:
             mask_video = stack.enter_context(local_file(fake.locate(fake.mask), limits)) if use_official else None
-            masks = read_video_frames(mask_video, indices, limits) if use_official else None
-            for index, rgb in read_video_frames(path, indices, limits):
+            masks = (self._decoder.frames(limits.deadline, read_video_frames, mask_video, indices, limits)
+                     if use_official else None)
+            for index, rgb in self._decoder.frames(limits.deadline, read_video_frames, path, indices, limits):
                 done += 1
                 mask_frame = None
                 if masks is not None:
@@ -196,26 +203,9 @@ class _ExtractForgeriesFn(beam.DoFn):
         except StopIteration as error:
             yield count_dropped(fake.mask, MASK_FRAME_MISSING, detail=f"the mask video ended early: {error}",
                           fail_fast=self._fail_fast)
-        except (DecodeError, OSError, cv2.error) as error:
+        except INPUT_ERRORS as error:
             reason, detail = decode_failure(error, done)
             yield count_dropped(fake.path, reason, detail=detail, fail_fast=self._fail_fast)
-
-
-def _same_bytes(a: str, b: str) -> bool:
-    """Whether two local files hold the same bytes (sizes first, then a streamed compare)."""
-    import os
-
-    if os.path.realpath(a) == os.path.realpath(b):
-        return True
-    if os.path.getsize(a) != os.path.getsize(b):
-        return False
-    with open(a, "rb") as first, open(b, "rb") as second:
-        while True:
-            x, y = first.read(1 << 20), second.read(1 << 20)
-            if x != y:
-                return False
-            if not x:
-                return True
 
 
 class ExtractForgeries(beam.PTransform):

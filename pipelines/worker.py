@@ -1,5 +1,5 @@
 """Once-per-process set-up of a pipeline worker: its log verbosity, BLAS thread pool,
-garbage collector and face detector.
+garbage collector, face detector and decoding process.
 
 Called from `setup` of every DoFn that does numeric work. It acts on the whole process, so
 it holds on any runner whatever stages a worker process is given, and however often the
@@ -9,17 +9,21 @@ a Dask cluster) does not share the launching process's environment.
 """
 from __future__ import annotations
 
+import atexit
 import gc
 import os
 import threading
 
 from threadpoolctl import threadpool_limits
 
+from landmarks.decoder import DecoderProcess
 from landmarks.detect import DetectorConfig, FaceDetector
 from landmarks.frames import VERBOSE_ENV
 
 _DETECTORS: dict[tuple[DetectorConfig, int], FaceDetector] = {}
 """This process's face detectors, by configuration and thread."""
+_DECODERS: dict[tuple[int, str | None], DecoderProcess] = {}
+"""This process's decoding processes, by thread and verbosity."""
 
 
 def set_worker_verbosity(verbose: bool) -> None:
@@ -41,6 +45,28 @@ def shared_detector(config: DetectorConfig) -> FaceDetector:
     if key not in _DETECTORS:
         _DETECTORS[key] = FaceDetector(config)
     return _DETECTORS[key]
+
+
+def shared_decoder() -> DecoderProcess:
+    """The calling thread's decoding process (`landmarks.decoder`): started on first use,
+    before any input's time runs (~0.3 s), then kept for the life of this process. One per
+    thread because it answers one call at a time; a new one when the verbosity changed
+    (`set_worker_verbosity`), which a decoding process takes from its environment."""
+    key = (threading.get_ident(), os.environ.get(VERBOSE_ENV))
+    if key not in _DECODERS:
+        for other in [k for k in _DECODERS if k[0] == key[0]]:
+            _DECODERS.pop(other).close()
+        _DECODERS[key] = DecoderProcess()
+        _DECODERS[key].start()
+    return _DECODERS[key]
+
+
+@atexit.register
+def close_decoders() -> None:
+    """End this process's decoding processes (at exit; or for a caller whose next ones must
+    start with another environment)."""
+    while _DECODERS:
+        _DECODERS.popitem()[1].close()
 
 
 def prepare_worker_process() -> None:

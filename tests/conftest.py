@@ -116,3 +116,18 @@ def forgery_shards(ffpp_tree, tmp_path_factory) -> tuple[list[str], list[str]]:
     shards = sorted(str(p) for p in out.glob("shard-*.tar"))
     assert len(shards) == 4
     return shards[:3], shards[3:]
+
+
+@pytest.fixture
+def stall_fifo(tmp_path, monkeypatch) -> Path:
+    """A FIFO nobody writes, as $STALL_FIFO for the misbehaving decoders of `stalls`. The
+    process's shared decoding processes are ended before and after, so the next one starts
+    with the test's environment ($STALL_NAMES, $CRASH_NAMES set by the test)."""
+    from pipelines.worker import close_decoders
+
+    fifo = tmp_path / "nobody-writes"
+    os.mkfifo(fifo)
+    monkeypatch.setenv("STALL_FIFO", str(fifo))
+    close_decoders()
+    yield fifo
+    close_decoders()

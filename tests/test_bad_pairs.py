@@ -114,3 +114,26 @@ def test_fewer_frames_are_sampled_from_the_frames_both_have(bad_pairs):
     assert frames and max(frames) < 40       # the fake has 40 frames; the original 175
     row = next(r for r in failures if r["reason"] == "frame_count_mismatch")
     assert "fake 40 decodable frames, original 175" in row["detail"]
+
+
+def test_a_pair_check_that_never_returns_times_out_its_group_only(shared_data, tmp_path, stall_fifo, monkeypatch):
+    """The group of an original and its fakes shares one hard time limit: a fake whose frame
+    count never comes back (a read blocked for ever in the decoding process, `stalls`)
+    ends its group in timeout rows; the other group's samples are written."""
+    import stalls
+
+    root = make_ffpp_tree(tmp_path / "ffpp", shared_data, {"train": [["004", "982"], ["519", "515"]]},
+                          {"004": ORIGINALS["004"], "519": "real_videos/ffpp_c23__519.mp4"},
+                          {("NeuralTextures", "004_982"): "fake_videos/ffpp_c23_NeuralTextures__004_982.mp4",
+                           ("Deepfakes", "519_515"): "fake_videos/ffpp_c23_Deepfakes__519_515.mp4"})
+    monkeypatch.setenv("STALL_NAMES", "519_515.mp4")
+    monkeypatch.setattr("pipelines.forgery.decodable_frame_count", stalls.decodable_frame_count)
+    output = tmp_path / "out"
+    result = CliRunner().invoke(main, ["run", "build_forgery_shards", "--input", str(root), "--output", str(output),
+                                       "--frames-per-video", "2", "--size", "96", "--input-timeout", "4"],
+                                catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    failures = {(Path(r["path"]).name, r["stage"], r["reason"]) for r in pq.read_table(output / "failures.parquet").to_pylist()}
+    assert failures == {("519_515.mp4", "decode", "timeout"), ("519.mp4", "decode", "timeout")}
+    index = pq.read_table(output / "index.parquet").to_pylist()
+    assert {(r["video"], r["kind"]) for r in index} == {("youtube-004", "real"), ("NeuralTextures-004_982", "manipulated")}

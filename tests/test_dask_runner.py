@@ -183,8 +183,9 @@ def test_nothing_usable_on_dask_is_the_same_one_line_error(cluster, shared_data,
 def test_fail_fast_and_the_input_timeout_reach_dask_workers(cluster, shared_data, tmp_path):
     """The cluster's worker processes started before the run and share nothing of the
     launcher's environment: --input-timeout and --fail-fast reach them in the DoFns'
-    configuration, and the fail-fast row comes back through the output folder."""
-    address, _ = cluster
+    configuration, and the fail-fast row comes back through the output folder. Each
+    worker process keeps one decoding process, however many partitions it set up."""
+    address, client = cluster
     folder = tmp_path / "in"
     folder.mkdir()
     (folder / "long.mp4").symlink_to(shared_data / "real_videos/liveportrait__d6.mp4")    # 1008 frames
@@ -193,6 +194,8 @@ def test_fail_fast_and_the_input_timeout_reach_dask_workers(cluster, shared_data
           *_dask(address)])
     rows = pq.read_table(tmp_path / "timed" / "failures.parquet").to_pylist()
     assert [(r["path"], r["reason"]) for r in rows] == [("long.mp4", "timeout")]
+    decoders = client.run(lambda: len(__import__("pipelines.worker", fromlist=["_DECODERS"])._DECODERS))
+    assert set(decoders.values()) <= {0, 1} and sum(decoders.values()) >= 1, decoders
 
     (folder / "notes.mp4").write_text("not a video\n" * 20)
     out = tmp_path / "failed"

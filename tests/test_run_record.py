@@ -131,6 +131,43 @@ def test_input_timeout_gives_a_row_and_the_run_goes_on(photos, shared_data, tmp_
     assert decoded < 32 and f"; {decoded} frames decoded" in failures[0]["detail"]
 
 
+def test_a_decoder_call_that_never_returns_is_stopped_and_the_run_goes_on(photos, shared_data, tmp_path, stall_fifo,
+                                                                         monkeypatch):
+    """The time limit is hard: a video whose decoding blocks for ever inside one call (a read
+    on a stalled mount, simulated in the decoding process by `stalls`) ends in a timeout
+    row that keeps the frame decoded before; a decoding process that crashes is its input's
+    row; the other inputs' faces are written, and the run ends soon after the limit."""
+    import threading
+
+    import stalls
+    from conftest import read_rgb
+    from test_bad_inputs import write_video
+
+    monkeypatch.setenv("STALL_NAMES", "stall.mp4")
+    monkeypatch.setenv("CRASH_NAMES", "crash.jpg")
+    monkeypatch.setattr("pipelines.extract.read_frames", stalls.read_frames)
+    write_video(photos / "stall.mp4", [read_rgb(shared_data / ASTRONAUT)] * 3)
+    (photos / "crash.jpg").write_bytes((photos / "grace.jpg").read_bytes() + b"another file")
+    (photos / "astronaut.png").write_bytes((shared_data / ASTRONAUT).read_bytes())
+    results = []
+    run = threading.Thread(target=lambda: results.append(extract(photos, tmp_path / "out", "--input-timeout", "3")),
+                           daemon=True)
+    start = time.monotonic()
+    run.start()
+    run.join(timeout=120)
+    assert results, "the run did not end"
+    assert results[0].exit_code == 0, results[0].output
+    failures = {Path(r["path"]).name: r for r in pq.read_table(tmp_path / "out" / "failures.parquet").to_pylist()}
+    assert {name: f"{r['stage']}/{r['reason']}" for name, r in failures.items()} == \
+        {"stall.mp4": "decode/timeout", "crash.jpg": "decode/decoder_crashed"}
+    assert "no answer from the decoding process" in failures["stall.mp4"]["detail"]
+    assert failures["stall.mp4"]["detail"].endswith("; 1 frames decoded")
+    assert f"(signal {signal.SIGSEGV.value})" in failures["crash.jpg"]["detail"]
+    faces = sorted((Path(r["path"]).name, r["frame"]) for r in pq.read_table(tmp_path / "out" / "faces.parquet").to_pylist())
+    assert faces == [("astronaut.png", 0), ("grace.jpg", 0), ("stall.mp4", 0)]
+    assert time.monotonic() - start < 60
+
+
 def _command(*args: str) -> list[str]:
     return [sys.executable, "-m", "pipelines.cli", *args]
 
