@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from landmarks.frames import DecodeError, DecodeTimeout
+from landmarks.frames import VERBOSE_ENV, DecodeError, DecodeTimeout
 
 _INITIAL_BUFFER = 1920 * 1080 * 3
 """Bytes of the shared frame buffer at first; it grows to the largest frame sent."""
@@ -247,6 +247,12 @@ def _leave_when_orphaned(parent: int) -> None:
 def _serve(socket_fd: int, memory_fd: int) -> None:
     """The child's loop: answer the parent's requests until it closes the socket."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)   # Ctrl-C is the parent's to handle; it ends this process
+    if not os.environ.get(VERBOSE_ENV):
+        # What the decoders log (FFmpeg's threads too, after a call has returned) goes nowhere:
+        # every failure reaches the caller as an exception.
+        null = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(null, 2)
+        os.close(null)
     threading.Thread(target=_leave_when_orphaned, args=(os.getppid(),), daemon=True).start()
     connection = Connection(socket_fd)
     buffer = _Buffer(memory_fd)

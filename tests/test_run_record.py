@@ -184,6 +184,23 @@ def test_default_output_is_quiet_and_verbose_shows_native_lines(photos, tmp_path
     assert loud.returncode == 0 and "XNNPACK" in loud.stderr
 
 
+def test_a_damaged_video_logs_nothing_by_default(photos, shared_data, tmp_path):
+    """FFmpeg reports a damaged H.264 stream from its decoding threads, also after the call
+    that decoded it returned (so between the frames' silenced calls); in the decoding
+    process those lines go nowhere without -v, and with -v they are shown."""
+    from test_bad_inputs import _flipped
+
+    damaged = _flipped((shared_data / "real_videos/liveportrait__d18.mp4").read_bytes(), 1, 100)
+    (photos / "damaged.mp4").write_bytes(damaged)
+    args = ["run", "extract_faces", "--input", str(photos), "--frames-per-video", "3"]
+    quiet = subprocess.run(_command(*args, "--output", str(tmp_path / "a")), cwd=REPO, capture_output=True,
+                           text=True, timeout=300)
+    assert quiet.returncode == 0 and quiet.stderr == "", quiet.stderr
+    loud = subprocess.run(_command("-v", *args, "--output", str(tmp_path / "b")), cwd=REPO, capture_output=True,
+                          text=True, timeout=300)
+    assert loud.returncode == 0 and "[h264 @" in loud.stderr
+
+
 def test_fail_fast_from_worker_processes_is_typed_and_leaves_no_tables(photos, tmp_path):
     (photos / "notes.mp4").write_text("not a video\n" * 20)
     out = tmp_path / "out"
