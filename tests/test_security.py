@@ -53,7 +53,7 @@ def test_unsafe_member_names_are_skipped_and_counted(tmp_path):
     assert list(make_loader(stream, 0, drop_last=False)) == []
     # the unsafe name, and the sample missing its members
     assert [(f.sample, f.reason.split(":")[0]) for f in failures.entries()] == [
-        ("(empty key)", "unsafe member name"), ("ok__v__000000__f0-real", "KeyError")]
+        ("(empty key)", "unsafe member name"), ("ok__v__000000__f0-real", "MissingMembers")]
 
 
 def test_checkpoints_are_loaded_without_running_code(tmp_path):

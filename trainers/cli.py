@@ -49,7 +49,7 @@ def _train_command(family: type[Family]) -> click.Command:
     @click.pass_context
     @_one_line_errors
     def command(ctx: click.Context, **opts) -> None:
-        from trainers.failures import UnreadableShards
+        from trainers.failures import NoSamplesRead, UnreadableShards
         from trainers.loop import NoPretrainedBackbone, NoTrainingData, PresetNeedsSteps, TrainConfig
         from trainers.loop import train as run_training
         from blending.mix import RecipeSpecError
@@ -68,6 +68,8 @@ def _train_command(family: type[Family]) -> click.Command:
             raise click.UsageError(str(error)) from error
         except (UnreadableShards, FaceFolderError) as error:
             raise click.ClickException(str(error)) from error
+        except NoSamplesRead as error:   # only validation reads a set through (training resamples)
+            raise click.ClickException(f"--val: {error}") from error
         if report:
             click.echo(json.dumps({"validation": report["frame"], "video": report["video"]}, indent=2))
         click.echo(f"checkpoints and logs in {config.out}")

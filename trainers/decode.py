@@ -78,13 +78,15 @@ class Decoder:
 
     def __call__(self, sample: dict) -> dict | list[dict]:
         draw = tuple(sample.get("__draw__", (0, 0, 0)))
-        if "cls" in sample or "img.png" not in sample:      # a sample shard's (a missing member: KeyError)
+        if "cls" in sample or "img.png" not in sample or self.online is None:      # a sample shard's
+            needed = dict.fromkeys(("img.png", *self.members))
+            missing = [m for m in ("cls", "json", *needed) if m not in sample]
+            if missing:
+                raise MissingMembers(f"no {', '.join(missing)}: a shard cut short, or not a sample shard (face "
+                                     f"shards go to --train-faces)")
             meta, label = json.loads(sample["json"]), label_of(sample["cls"])
-            images = {member: decode_png(sample[member]) for member in dict.fromkeys(("img.png", *self.members))}
+            images = {member: decode_member(member, sample[member]) for member in needed}
             return self._tensors(meta, label, images, draw, str(sample["__key__"]))
-        if self.online is None:
-            raise ValueError(f"{sample['__key__']}: a face-shard sample, but online blending is not set up "
-                             f"(pass face shards with --train-faces)")
         library = self.library(sample["__url__"])
         if sample.get("__skipped__"):
             check_face_sample(sample, library)
@@ -121,6 +123,27 @@ class Decoder:
 
 class BadLabel(ValueError):
     """A sample whose `cls` is not 0 (real) or 1 (fake)."""
+
+
+class MissingMembers(ValueError):
+    """A sample without a member that a sample shard's samples all have."""
+
+
+class BadImage(ValueError):
+    """A sample member that decodes, but not to the image a sample shard holds there."""
+
+
+def decode_member(member: str, data: bytes) -> np.ndarray:
+    """A sample's PNG member: `img.png` as (H, W, 3) uint8 RGB, a mask (`xray.png`,
+    `mask.png`, `hull.png`) as (H, W) uint8; BadImage for any other kind of image (grey or
+    16-bit faces, colour masks), which the stream records by name and skips, as it does a
+    PNG that does not decode."""
+    image = decode_png(data)
+    channels = 3 if member == "img.png" else None
+    if image.dtype != np.uint8 or (image.shape[2:] != (channels,) if channels else image.ndim != 2):
+        raise BadImage(f"{member} is a {'x'.join(map(str, image.shape))} {image.dtype} image, not "
+                       f"{'RGB' if channels else 'grey'} uint8")
+    return image
 
 
 def label_of(cls: bytes) -> int:

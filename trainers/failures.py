@@ -62,6 +62,18 @@ class FailureLog:
     def count(self) -> int:
         return len(self.entries())
 
+    def write_csv(self, directory: str) -> None:
+        """`<directory>/read_failures.csv` (shard, sample, reason; sample '' for a whole
+        shard): every failure recorded so far, written whole, then renamed into place."""
+        import csv
+
+        handle, temporary = tempfile.mkstemp(dir=directory, prefix=".read_failures-", suffix=".csv")
+        with os.fdopen(handle, "w", newline="") as stream:
+            writer = csv.writer(stream)
+            writer.writerow(["shard", "sample", "reason"])
+            writer.writerows((f.shard, f.sample, f.reason) for f in self.entries())
+        os.replace(temporary, os.path.join(directory, "read_failures.csv"))
+
     def summary(self) -> dict:
         """{'unreadable_shards': {shard: reason}, 'unreadable_samples': {sample: reason},
         and their counts} for a report."""

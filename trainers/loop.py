@@ -20,7 +20,7 @@ import torch.distributed as dist
 from blending.augment import augment_params
 from blending.mix import FakeParams, RecipeMix
 from blending.recipe import recipe as recipe_params
-from trainers.checkpoint import load_checkpoint, save_checkpoint
+from trainers.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from trainers.data import ShardStream, StreamConfig, make_loader
 from trainers.decode import Decoder, make_decoder
 from trainers.dump import batch_samples, write_dump
@@ -246,7 +246,8 @@ def _selection_score(report: dict) -> float:
 def train(config: TrainConfig, resume: bool = False) -> dict:
     """Train `config.family`; returns the last validation report (or {}). Writes
     <out>/last.pt, <out>/best.pt (best on validation), <out>/train_log.csv (means over
-    each logging window) and <out>/val_log.csv."""
+    each logging window), <out>/val_log.csv and <out>/read_failures.csv (the shards and
+    samples that could not be read, each with its reason; rewritten at each checkpoint)."""
     family = get_family(config.family, config.options)
     config = config.resolved(family)
     if not config.train and not config.train_faces:
@@ -277,7 +278,14 @@ def train(config: TrainConfig, resume: bool = False) -> dict:
     last_path, best_path = os.path.join(config.out, "last.pt"), os.path.join(config.out, "best.pt")
     if resume:
         state = load_checkpoint(last_path)
-        model.load_state_dict(state["model"])
+        if state["family"] != family.name:
+            raise CheckpointError(f"--resume: {last_path} is a checkpoint of {state['family']!r}, not {family.name!r}: "
+                                  f"resume it with `beam train {state['family']} --resume`, or give another --out")
+        try:
+            model.load_state_dict(state["model"])
+        except RuntimeError as error:   # the same family with other model options (e.g. another --trunk)
+            raise CheckpointError(f"--resume: {last_path} holds a {family.name} model with other options than "
+                                  f"these ({str(error).splitlines()[0]})") from error
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         step, best = int(state["step"]), float(state["best"])
@@ -365,6 +373,7 @@ def train(config: TrainConfig, resume: bool = False) -> dict:
                     checkpoint(best_path)
             if ddp.main and (step % config.checkpoint_every == 0 or step == config.steps):
                 checkpoint(last_path)
+                failures.write_csv(config.out)
             if step >= config.steps:
                 break
     if ddp.world > 1:
