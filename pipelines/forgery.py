@@ -164,33 +164,51 @@ class _ExtractForgeriesFn(beam.DoFn):
                     yield count_dropped(fake.path, NO_ORIGINAL_FACE, detail=f"{original.path}: no face kept at the "
                                   f"{len(indices)} sampled frames (see its rows)", fail_fast=fail_fast)
                     continue
-                yield from self._fake_crops(fake, local[fake.path], faces, stack, limits)
+                yield from self._fake_crops(fake, local[fake.path], faces, size, stack, limits)
 
     def _fake_crops(self, fake: Source, path: str, faces: dict[int, list[tuple[Face, np.ndarray]]],
-                    stack: ExitStack, limits: DecodeLimits):
+                    size: tuple[int, int], stack: ExitStack, limits: DecodeLimits):
+        """The fake's crops at the original's face frames, each with its mask: the official
+        mask frame when asked for and usable, else from differences (recorded per crop)."""
         indices = sorted(faces)
-        use_official = self._masks.source == "official" and bool(fake.mask)
-        size = self._crops.size
-        scale = size / 256
-        done = 0
+        masks = None
+        if self._masks.source == "official" and fake.mask:
+            masks = yield from self._official_masks(fake, size, indices, stack, limits)
+        side = self._crops.size
+        scale = side / 256
+        pending, read, done = None, 0, 0   # pending: the mask frame read ahead of the fake's
         try:
-            mask_video = stack.enter_context(local_file(fake.locate(fake.mask), limits)) if use_official else None
-            masks = (self._decoder.frames(limits.deadline, read_video_frames, mask_video, indices, limits)
-                     if use_official else None)
             for index, rgb in self._decoder.frames(limits.deadline, read_video_frames, path, indices, limits):
                 done += 1
                 mask_frame = None
                 if masks is not None:
-                    mask_index, mask_frame = next(masks)
-                    if mask_index != index:
+                    try:
+                        while pending is None or pending[0] < index:
+                            pending = next(masks)
+                            read += 1
+                    except StopIteration:
                         yield count_dropped(fake.mask, MASK_FRAME_MISSING, frame=index,
-                                      detail=f"mask video gave frame {mask_index} instead", fail_fast=self._fail_fast)
-                        continue
+                                            detail="the mask video ends before this frame: masks from differences "
+                                                   "from here", fail_fast=self._fail_fast)
+                        masks = None
+                    except INPUT_ERRORS as error:
+                        reason, detail = decode_failure(error, read)
+                        yield count_dropped(fake.mask, reason, frame=index,
+                                            detail=f"{detail}; masks from differences from here",
+                                            fail_fast=self._fail_fast)
+                        masks = None
+                    else:
+                        if pending[0] == index:
+                            mask_frame = pending[1]
+                        else:
+                            yield count_dropped(fake.mask, MASK_FRAME_MISSING, frame=index,
+                                                detail="the mask video lacks this frame: its mask from differences",
+                                                fail_fast=self._fail_fast)
                 for original, original_crop in faces[index]:
                     matrix = original.record.matrix
-                    crop = warp_crop(rgb, matrix, size)
+                    crop = warp_crop(rgb, matrix, side)
                     if mask_frame is not None:
-                        mask = official_mask(warp_crop(mask_frame, matrix, size))
+                        mask = official_mask(warp_crop(mask_frame, matrix, side))
                     else:
                         mask = difference_mask(crop, original_crop, self._masks.smooth_sigma * scale,
                                                self._masks.threshold, max(1, round(self._masks.cleanup * scale)))
@@ -199,13 +217,31 @@ class _ExtractForgeriesFn(beam.DoFn):
                     record = replace(original.record, key=key, dataset=fake.dataset, video=fake.video,
                                      identity=fake.identity, split=fake.split, path=fake.path)
                     yield ForgeryCrop(Face(record, fake, encode_png(crop)), mask,
-                                      "official" if use_official else "diff", original.key)
-        except StopIteration as error:
-            yield count_dropped(fake.mask, MASK_FRAME_MISSING, detail=f"the mask video ended early: {error}",
-                          fail_fast=self._fail_fast)
+                                      "official" if mask_frame is not None else "diff", original.key)
         except INPUT_ERRORS as error:
             reason, detail = decode_failure(error, done)
             yield count_dropped(fake.path, reason, detail=detail, fail_fast=self._fail_fast)
+
+    def _official_masks(self, fake: Source, size: tuple[int, int], indices: list[int], stack: ExitStack,
+                        limits: DecodeLimits):
+        """The frames at `indices` of the fake's official mask video (returned as an
+        iterator), or None, after its row, when the video cannot be opened or its frames are
+        not the fake's size (its masks would not align): the fake's masks then come from
+        differences."""
+        try:
+            video = stack.enter_context(local_file(fake.locate(fake.mask), limits))
+            mask_size = self._decoder.call(limits.deadline, frame_size, video, limits)
+        except INPUT_ERRORS as error:
+            reason, detail = decode_failure(error, 0)
+            yield count_dropped(fake.mask, reason, detail=f"{detail}; masks from differences",
+                                fail_fast=self._fail_fast)
+            return None
+        if mask_size != size:
+            yield count_dropped(fake.mask, SIZE_MISMATCH,
+                                detail=f"mask video {mask_size[0]}x{mask_size[1]}, fake {size[0]}x{size[1]}: its "
+                                       f"masks would not align; masks from differences", fail_fast=self._fail_fast)
+            return None
+        return self._decoder.frames(limits.deadline, read_video_frames, video, indices, limits)
 
 
 class ExtractForgeries(beam.PTransform):

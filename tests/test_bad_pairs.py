@@ -49,6 +49,9 @@ def bad_pairs(shared_data, tmp_path_factory):
         "fewer_frames": write_video(_fake(root, "Face2Face", "300_400"), _frames(shared_data / ORIGINALS["300"], 40)),
         "good": _fake(root, "NeuralTextures", "004_982"),
     }
+    paths["image_as_fake"] = _fake(root, "NeuralTextures", "100_200")   # a photo saved under a video's name
+    paths["image_as_fake"].write_bytes((shared_data / "real_photos/grace_hopper/pypi_matplotlib__grace_hopper.jpg")
+                                       .read_bytes())
     paths["same_as_original"] = _fake(root, "FaceSwap", "200_100")
     paths["same_as_original"].symlink_to(shared_data / ORIGINALS["200"])
     paths["empty"] = _fake(root, "FaceShifter", "400_300")
@@ -75,6 +78,7 @@ def bad_pairs(shared_data, tmp_path_factory):
 
 EXPECTED = {
     "other_size": ("pair/size_mismatch", False),
+    "image_as_fake": ("pair/size_mismatch", False),
     "fewer_frames": ("pair/frame_count_mismatch", True),
     "same_as_original": ("pair/identical_to_original", False),
     "empty": ("decode/undecodable", False),
@@ -137,3 +141,41 @@ def test_a_pair_check_that_never_returns_times_out_its_group_only(shared_data, t
     assert failures == {("519_515.mp4", "decode", "timeout"), ("519.mp4", "decode", "timeout")}
     index = pq.read_table(output / "index.parquet").to_pylist()
     assert {(r["video"], r["kind"]) for r in index} == {("youtube-004", "real"), ("NeuralTextures-004_982", "manipulated")}
+
+
+def test_official_masks_that_cannot_be_used_give_way_to_differences_with_a_row(shared_data, tmp_path):
+    """--masks official: a mask video that does not decode, one at another frame size (its
+    masks would not align) and one that ends early each get a row naming the mask video;
+    the fake keeps its samples, their masks from differences where the official one is
+    missing, and each sample records which it got."""
+    from test_build_bi_shards import read_samples
+    from test_build_forgery_shards import _write_mask_video
+
+    root = make_ffpp_tree(tmp_path / "ffpp", shared_data, {"train": [["004", "982"], ["519", "515"], ["300", "400"]]},
+                          {"004": ORIGINALS["004"], "519": "real_videos/ffpp_c23__519.mp4", "300": ORIGINALS["300"]},
+                          {("NeuralTextures", "004_982"): "fake_videos/ffpp_c23_NeuralTextures__004_982.mp4",
+                           ("Deepfakes", "519_515"): "fake_videos/ffpp_c23_Deepfakes__519_515.mp4"})
+    write_video(_fake(root, "Face2Face", "300_400"), _frames(shared_data / ORIGINALS["300"], 175))
+    masks = {name: root / "manipulated_sequences" / method / "masks/videos" / f"{name}.mp4"
+             for method, name in (("NeuralTextures", "004_982"), ("Deepfakes", "519_515"), ("Face2Face", "300_400"))}
+    for path in masks.values():
+        path.parent.mkdir(parents=True)
+    masks["004_982"].write_bytes(b"not a video")
+    _write_mask_video(masks["519_515"], 3, (256, 256), (50, 50, 200, 200))      # the fake is 640 x 480
+    _write_mask_video(masks["300_400"], 1, (480, 480), (150, 150, 330, 330))    # one frame of 175
+    output = tmp_path / "out"
+    result = CliRunner().invoke(main, ["run", "build_forgery_shards", "--input", str(root), "--output", str(output),
+                                       "--masks", "official", "--frames-per-video", "3", "--size", "96"],
+                                catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    rows = {(r["path"], r["stage"], r["reason"]) for r in pq.read_table(output / "failures.parquet").to_pylist()}
+    relative = {name: path.relative_to(root).as_posix() for name, path in masks.items()}
+    assert rows == {(relative["004_982"], "decode", "undecodable"), (relative["519_515"], "pair", "size_mismatch"),
+                    (relative["300_400"], "decode", "truncated")}
+    sources: dict[str, dict[int, str]] = {}
+    for sample in read_samples(output).values():
+        if sample["json"]["kind"] == "manipulated":
+            sources.setdefault(sample["json"]["video"], {})[sample["json"]["frame"]] = sample["json"]["mask_source"]
+    assert set(sources) == {"NeuralTextures-004_982", "Deepfakes-519_515", "Face2Face-300_400"}
+    assert set(sources["NeuralTextures-004_982"].values()) == set(sources["Deepfakes-519_515"].values()) == {"diff"}
+    assert sources["Face2Face-300_400"] == {0: "official", 87: "diff", 174: "diff"}
