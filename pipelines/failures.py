@@ -45,6 +45,10 @@ UNSUPPORTED_TYPE = _reason("read", "unsupported_type", "not a video or image ext
 UNREADABLE = _reason("read", "unreadable", "no read permission, a dangling link, or an I/O error")
 NOT_REGULAR_FILE = _reason("read", "not_regular_file", "a FIFO, device, socket or other non-regular file")
 LINK_LOOP = _reason("read", "link_loop", "a linked folder that leads back to a folder already listed")
+HIDDEN = _reason("read", "hidden", "a hidden folder or media file (its name starts with '.', as thumbnail folders and "
+                                   "macOS '._' files do): left out, as shell patterns leave it")
+NAME_NOT_UTF8 = _reason("read", "name_not_utf8", "a file or folder name that is not UTF-8 text (the row shows its "
+                                                 "bytes as \\xNN): tables and keys hold text; rename it")
 DUPLICATE_CONTENT = _reason("read", "duplicate_content", "the same bytes as another input (kept once)")
 FILE_TOO_LARGE = _reason("read", "file_too_large", "an image file larger than the byte limit")
 NOT_IN_ANY_SPLIT = _reason("read", "not_in_any_split", "FF++: id in none of the split files")
@@ -85,8 +89,19 @@ def reason_of(stage: str | Reason, name: str | None = None) -> Reason:
 
 
 def failure_row(path: str, reason: Reason, frame: int = -1, detail: str = "") -> dict:
-    """A row of the `failures` table."""
-    return {"path": path, "stage": reason.stage, "reason": reason.name, "frame": frame, "detail": detail}
+    """A row of the `failures` table. A path or detail holding bytes that are not UTF-8 (a
+    local name decoded with surrogate escapes) is kept as text, those bytes as '\\xNN'."""
+    return {"path": as_text(path), "stage": reason.stage, "reason": reason.name, "frame": frame,
+            "detail": as_text(detail)}
+
+
+def as_text(name: str) -> str:
+    """`name` as valid UTF-8 text: a name read from the file system with undecodable bytes
+    (Python's surrogate escapes) has those bytes written as '\\xNN'."""
+    try:
+        return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    except UnicodeEncodeError:   # a surrogate that no decoding escaped
+        return name.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def reason_counts(rows) -> dict[str, int]:

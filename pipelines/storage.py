@@ -19,7 +19,8 @@ from apache_beam.io.filesystem import BeamIOError, CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
 from landmarks.frames import media_kind
-from pipelines.failures import LINK_LOOP, NOT_REGULAR_FILE, UNREADABLE, UNSUPPORTED_TYPE, InputError, failure_row
+from pipelines.failures import (HIDDEN, LINK_LOOP, NAME_NOT_UTF8, NOT_REGULAR_FILE, UNREADABLE, UNSUPPORTED_TYPE,
+                                InputError, as_text, failure_row)
 
 __all__ = ["MediaListing", "content_hash", "files_in", "input_root", "is_file", "is_folder", "is_url", "join",
            "list_media", "name_of", "open_binary", "read_text"]
@@ -123,21 +124,31 @@ class MediaListing:
     skipped: list[dict] = field(default_factory=list)
 
     def add(self, relative: str, size: int | None) -> None:
-        if media_kind(relative):
+        if not media_kind(relative):
+            self.skipped.append(failure_row(relative, UNSUPPORTED_TYPE, detail="not a video or image extension"))
+        elif _hidden(relative):
+            self.skipped.append(failure_row(relative, HIDDEN, detail="a hidden file, or one in a hidden folder"))
+        else:
             self.paths.append(relative)
             if size is not None:
                 self.sizes[relative] = size
-        else:
-            self.skipped.append(failure_row(relative, UNSUPPORTED_TYPE, detail="not a video or image extension"))
+
+
+def _hidden(relative: str) -> bool:
+    """Whether a '/'-separated relative path has a component starting with '.'."""
+    return any(part.startswith(".") for part in relative.split("/"))
 
 
 def list_media(root: str) -> MediaListing:
     """Video and image files below `root` (see `MediaListing`); a file without a video or
-    image extension is a `read/unsupported_type` row. A URL is listed by prefix. A local
-    folder is walked: linked folders are followed once each (by their real path: a link
-    back to a folder already listed is a `read/link_loop` row, never a second listing); a
-    FIFO, device or socket is never opened (`read/not_regular_file`); a dangling link to a
-    media name is listed (it becomes a `read/unreadable` row when read)."""
+    image extension is a `read/unsupported_type` row, a hidden media file (a name, or a
+    folder of its path, starting with '.') a `read/hidden` row. A URL is listed by prefix.
+    A local folder is walked: linked folders are followed once each (by their real path: a
+    link back to a folder already listed is a `read/link_loop` row, never a second
+    listing); a hidden folder is one `read/hidden` row, not walked; a name that is not
+    UTF-8 text is a `read/name_not_utf8` row (a folder not walked); a FIFO, device or
+    socket is never opened (`read/not_regular_file`); a dangling link to a media name is
+    listed (it becomes a `read/unreadable` row when read)."""
     found = MediaListing()
     if is_url(root):
         prefix = root.rstrip("/") + "/"
@@ -160,15 +171,21 @@ def list_media(root: str) -> MediaListing:
             return
         for entry in entries:
             path, name = entry.path, f"{relative}{entry.name}"
+            if as_text(entry.name) != entry.name:
+                found.skipped.append(failure_row(name, NAME_NOT_UTF8, detail="rename it to UTF-8 text to read it"))
+                continue
             try:
                 info = os.stat(path)  # follows links
             except OSError:
                 if media_kind(name):
-                    found.paths.append(name)  # dangling link or unreadable: a row when read
+                    found.add(name, None)  # dangling link or unreadable: a row when read
                 else:
                     found.skipped.append(failure_row(name, UNREADABLE, detail="a dangling link or unreadable entry"))
                 continue
             if stat.S_ISDIR(info.st_mode):
+                if entry.name.startswith("."):
+                    found.skipped.append(failure_row(name, HIDDEN, detail="a hidden folder: not read"))
+                    continue
                 real = os.path.realpath(path)
                 if real in listed:
                     found.skipped.append(failure_row(name, LINK_LOOP, detail=f"leads to {listed[real]!r}, "

@@ -19,6 +19,7 @@ from click.testing import CliRunner
 from conftest import read_rgb
 from landmarks.frames import read_frames
 from pipelines.cli import main
+from pipelines.failures import as_text
 
 FRAMES = 2
 GRACE = "real_photos/grace_hopper/pypi_matplotlib__grace_hopper.jpg"
@@ -385,6 +386,212 @@ def rgba_png(folder, data):
     return path
 
 
+# ---- found by red-teaming the catalogue above (issue 16's checker uses cases not listed)
+def _cut(source: str, name: str, fraction: float):
+    """A builder of `source` cut to `fraction` of its bytes, named `name`."""
+    def build(folder, data):
+        whole = (data / "real_videos" / source).read_bytes()
+        path = folder / f"{name}.mp4"
+        path.write_bytes(whole[: max(1, int(len(whole) * fraction))])
+        return path
+    build.__name__ = name
+    return build
+
+
+cut_index_first_at_0_1_percent = _cut("liveportrait__d20.mp4", "cut_index_first_at_0_1_percent", 0.001)
+cut_index_first_at_5_percent = _cut("liveportrait__d20.mp4", "cut_index_first_at_5_percent", 0.05)
+cut_index_first_at_99_percent = _cut("liveportrait__d20.mp4", "cut_index_first_at_99_percent", 0.99)
+cut_index_last_at_5_percent = _cut("liveportrait__d11.mp4", "cut_index_last_at_5_percent", 0.05)
+cut_index_last_at_95_percent = _cut("liveportrait__d11.mp4", "cut_index_last_at_95_percent", 0.95)
+
+
+def zero_frame_video(folder, data):
+    """A writer opened and closed with no frame: a container without a frame."""
+    path = folder / "zero_frames.mp4"
+    cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 10, (64, 64)).release()
+    return path
+
+
+def png_named_mp4(folder, data):
+    path = folder / "png_inside.mp4"
+    path.write_bytes((data / ASTRONAUT).read_bytes())
+    return path
+
+
+def bmp_bomb(folder, data):
+    """A 2 x 2 BMP whose header claims 40,000 x 40,000 px."""
+    bmp = bytearray(cv2.imencode(".bmp", np.zeros((2, 2, 3), np.uint8))[1].tobytes())
+    struct.pack_into("<ii", bmp, 18, 40000, 40000)
+    path = folder / "bomb.bmp"
+    path.write_bytes(bytes(bmp))
+    return path
+
+
+def _pil_copy(name: str, source: str, mode: str, **save):
+    def build(folder, data):
+        from PIL import Image
+        path = folder / name
+        Image.open(data / source).convert(mode).save(path, **save)
+        return path
+    build.__name__ = name.replace(".", "_")
+    return build
+
+
+grey_jpeg = _pil_copy("grey.jpg", GRACE, "L")
+grey_alpha_png = _pil_copy("grey_alpha.png", GRACE, "LA")
+palette_png = _pil_copy("palette.png", ASTRONAUT, "P")
+webp_image = _pil_copy("face.webp", ASTRONAUT, "RGB", quality=90)
+bmp_image = _pil_copy("face.bmp", GRACE, "RGB")
+gif_image = _pil_copy("face.gif", GRACE, "RGB")
+
+
+def multipage_tiff(folder, data):
+    """Two pages, a face on each: the first is read (README: a multi-page TIFF gives its
+    first page)."""
+    from PIL import Image
+    pages = [Image.open(data / GRACE).convert("RGB"), Image.open(data / ASTRONAUT).convert("RGB")]
+    path = folder / "pages.tiff"
+    pages[0].save(path, save_all=True, append_images=pages[1:])
+    return path
+
+
+def exif_rotated_jpeg(folder, data):
+    """Pixels stored sideways with EXIF orientation 6 (rotate 90 degrees to show), as
+    phones write them: decoded upright."""
+    from PIL import Image
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    path = folder / "phone_photo.jpg"
+    Image.open(data / GRACE).rotate(90, expand=True).save(path, exif=exif.tobytes(), quality=95)
+    return path
+
+
+def glob_characters_name(folder, data):
+    return _copy_as(folder, data, GRACE, "face[1]*?.jpg")
+
+
+def percent_and_hash_name(folder, data):
+    return _copy_as(folder, data, ASTRONAUT, "100% #1.png")
+
+
+def backslash_name(folder, data):
+    return _copy_as(folder, data, GRACE, "back\\slash.jpg")
+
+
+def longest_ascii_name(folder, data):
+    return _copy_as(folder, data, ASTRONAUT, "n" * 251 + ".png")          # 255 bytes
+
+
+def longest_unicode_name(folder, data):
+    return _copy_as(folder, data, GRACE, "é" * 125 + ".jpg")             # 254 bytes
+
+
+def upper_case_jpeg_extension(folder, data):
+    return _copy_as(folder, data, ASTRONAUT, "UPPER.JPEG")
+
+
+def name_not_utf8(folder, data):
+    """A name in another encoding (Latin-1 'é'): the tables hold text, so it is left out
+    with a row that shows the byte as \\xe9, and the run goes on."""
+    path = folder / os.fsdecode(b"caf\xe9.jpg")
+    path.write_bytes((data / GRACE).read_bytes() + b"latin-1")
+    return path
+
+
+def hidden_media_file(folder, data):
+    return _copy_as(folder, data, ASTRONAUT, ".hidden_face.png")
+
+
+def apple_double_file(folder, data):
+    """macOS leaves '._<name>' resource files beside copied photos."""
+    path = folder / "._holiday.jpg"
+    path.write_bytes(b"\x00\x05\x16\x07\x00\x02\x00\x00Mac OS X        " + bytes(4000))
+    return path
+
+
+def hidden_thumbnail_folder(folder, data):
+    """A thumbnail cache: smaller copies of the photos, which would be second 'videos' of the
+    same faces."""
+    (folder / ".thumbnails").mkdir()
+    _copy_as(folder, data, GRACE, ".thumbnails/thumb.jpg")
+    return folder / ".thumbnails"
+
+
+def one_pixel_image(folder, data):
+    path = folder / "pixel.png"
+    cv2.imwrite(str(path), np.full((1, 1, 3), 128, np.uint8))
+    return path
+
+
+def one_pixel_high_image(folder, data):
+    path = folder / "line.png"
+    cv2.imwrite(str(path), np.full((1, 5000, 3), 128, np.uint8))
+    return path
+
+
+def very_tall_image(folder, data):
+    path = folder / "tall.png"
+    cv2.imwrite(str(path), np.full((60000, 3, 3), 128, np.uint8))
+    return path
+
+
+def two_pixel_video(folder, data):
+    return write_video(folder / "tiny.mp4", [np.full((2, 2, 3), 100, np.uint8)] * 3)
+
+
+def html_named_jpeg(folder, data):
+    """What a failed download saves under the photo's name."""
+    path = folder / "download.jpg"
+    path.write_text("<!DOCTYPE html><html><body>403 Forbidden</body></html>\n")
+    return path
+
+
+def partial_download(folder, data):
+    path = folder / "clip.mp4.part"
+    path.write_bytes((data / "real_videos/liveportrait__d0.mp4").read_bytes()[:5000])
+    return path
+
+
+def link_to_dev_null(folder, data):
+    path = folder / "null.mp4"
+    path.symlink_to("/dev/null")
+    return path
+
+
+def hard_link_duplicate(folder, data):
+    """A second name of one file (a hard link) is its duplicate."""
+    first = _copy_as(folder, data, ASTRONAUT, "original.png")
+    path = folder / "zz_hard_link.png"
+    os.link(first, path)
+    return path
+
+
+def half_png(folder, data):
+    path = folder / "half.png"
+    whole = (data / ASTRONAUT).read_bytes()
+    path.write_bytes(whole[: len(whole) // 2])
+    return path
+
+
+def m4v_video(folder, data):
+    return _face_video(folder, data, "apple.m4v", ASTRONAUT, 2)
+
+
+def mkv_video(folder, data):
+    return write_video(folder / "matroska.mkv", [read_rgb(data / GRACE)] * 2)
+
+
+def avi_mjpeg_video(folder, data):
+    frames = [cv2.cvtColor(read_rgb(data / ASTRONAUT), cv2.COLOR_RGB2BGR)] * 2
+    path = folder / "motion.avi"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10, frames[0].shape[1::-1])
+    for frame in frames:
+        writer.write(frame)
+    writer.release()
+    return path
+
+
+
 READ_AS_ROOT = os.geteuid() == 0
 # builder -> expected outcome: ("samples", None) or ("failure", "stage/reason"), or both
 CATALOGUE = {
@@ -439,6 +646,44 @@ CATALOGUE = {
     cmyk_jpeg: {"samples": True},
     sixteen_bit_png: {"samples": True},
     rgba_png: {"samples": True},
+    cut_index_first_at_0_1_percent: {"failure": "decode/undecodable"},
+    cut_index_first_at_5_percent: {"failure": "decode/undecodable"},
+    cut_index_first_at_99_percent: {"samples": True, "failure": "decode/truncated"},
+    cut_index_last_at_5_percent: {"failure": "decode/undecodable"},
+    cut_index_last_at_95_percent: {"failure": "decode/undecodable"},
+    zero_frame_video: {"failure": "decode/undecodable"},
+    png_named_mp4: {"samples": True},             # FFmpeg reads a PNG as a one-frame video too
+    bmp_bomb: {"failure": "decode/too_many_pixels"},
+    grey_jpeg: {"samples": True},
+    grey_alpha_png: {"samples": True},
+    palette_png: {"samples": True},
+    webp_image: {"samples": True},
+    bmp_image: {"samples": True},
+    gif_image: {"failure": "read/unsupported_type"},     # OpenCV is built without GIF
+    multipage_tiff: {"samples": True},
+    exif_rotated_jpeg: {"samples": True},
+    glob_characters_name: {"samples": True},
+    percent_and_hash_name: {"samples": True},
+    backslash_name: {"samples": True},
+    longest_ascii_name: {"samples": True},
+    longest_unicode_name: {"samples": True},
+    upper_case_jpeg_extension: {"samples": True},
+    name_not_utf8: {"failure": "read/name_not_utf8"},
+    hidden_media_file: {"failure": "read/hidden"},
+    apple_double_file: {"failure": "read/hidden"},
+    hidden_thumbnail_folder: {"failure": "read/hidden"},
+    one_pixel_image: {"failure": "detect/no_face"},
+    one_pixel_high_image: {"failure": "detect/no_face"},
+    very_tall_image: {"failure": "detect/no_face"},
+    two_pixel_video: {"failure": "detect/no_face"},
+    html_named_jpeg: {"failure": "decode/undecodable"},
+    partial_download: {"failure": "read/unsupported_type"},
+    link_to_dev_null: {"failure": "read/not_regular_file"},
+    hard_link_duplicate: {"failure": "read/duplicate_content"},
+    half_png: {"failure": "decode/undecodable"},
+    m4v_video: {"samples": True},
+    mkv_video: {"samples": True},
+    avi_mjpeg_video: {"samples": True},
 }
 
 
@@ -453,7 +698,7 @@ def catalogue_run(shared_data, tmp_path_factory):
     assert result.exit_code == 0, result.output
     faces = pq.read_table(output / "faces" / "faces.parquet").to_pylist()
     failures = pq.read_table(output / "failures.parquet").to_pylist()
-    relative = {name: path.relative_to(folder).as_posix() for name, path in paths.items()}   # as rows name them
+    relative = {name: as_text(path.relative_to(folder).as_posix()) for name, path in paths.items()}  # as rows name them
     return relative, faces, failures, result.output
 
 
@@ -495,6 +740,13 @@ def test_rotation_metadata_is_applied(shared_data, tmp_path):
     upright = read_rgb(shared_data / GRACE)
     assert frame.shape == upright.shape
     assert np.abs(frame.astype(int) - upright).mean() < 10      # mp4v coding noise only
+
+
+def test_exif_orientation_of_photos_is_applied(shared_data, tmp_path):
+    frame = next(read_frames(str(exif_rotated_jpeg(tmp_path, shared_data)), 1))[1]
+    upright = read_rgb(shared_data / GRACE)
+    assert frame.shape == upright.shape
+    assert np.abs(frame.astype(int) - upright).mean() < 10      # JPEG coding noise only
 
 
 def test_fail_fast_stops_at_the_first_failure(shared_data, tmp_path):

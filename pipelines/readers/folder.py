@@ -6,6 +6,7 @@ import re
 from pathlib import Path, PurePosixPath
 
 from pipelines import storage
+from pipelines.failures import reason_counts
 from pipelines.readers.base import InputError, Listing, ReaderOptions, drop_duplicate_content
 from pipelines.records import Source
 from shards.keys import sanitize
@@ -60,8 +61,9 @@ def read_folder(root: str, options: ReaderOptions) -> Listing:
     media = storage.list_media(root)
     listing = Listing(skipped=list(media.skipped))
     if not media.paths:
+        left_out = ", ".join(f"{reason} {count}" for reason, count in reason_counts(listing.skipped).items())
         raise InputError(f"no videos or images (by extension) found below {root}"
-                         + (f" ({len(listing.skipped)} other entries)" if listing.skipped else ""))
+                         + (f" (left out: {left_out})" if left_out else ""))
     dataset = sanitize(options.dataset or storage.name_of(root) or "input")
     ids = video_ids(media.paths)
     for path in media.paths:
