@@ -18,7 +18,7 @@ from test_bad_inputs import write_video
 ORIGINALS = {"100": "real_videos/liveportrait__d0.mp4", "200": "real_videos/liveportrait__d12.mp4",
              "300": "real_videos/liveportrait__d20.mp4", "400": "real_videos/liveportrait__d11.mp4",
              "004": "real_videos/ffpp_c23__004.mp4"}
-SPLITS = {"train": [["100", "200"], ["300", "400"], ["004", "982"], ["500", "600"]]}
+SPLITS = {"train": [["100", "200"], ["300", "400"], ["004", "982"], ["500", "600"], ["700", "800"]]}
 
 
 def _frames(path: Path, count: int, size: tuple[int, int] | None = None) -> list:
@@ -49,6 +49,8 @@ def bad_pairs(shared_data, tmp_path_factory):
         "fewer_frames": write_video(_fake(root, "Face2Face", "300_400"), _frames(shared_data / ORIGINALS["300"], 40)),
         "good": _fake(root, "NeuralTextures", "004_982"),
     }
+    paths["fake_without_original"] = _fake(root, "FaceSwap", "700_800")    # 700.mp4 was never downloaded
+    paths["fake_without_original"].symlink_to(shared_data / "real_videos/liveportrait__d19.mp4")
     paths["image_as_fake"] = _fake(root, "NeuralTextures", "100_200")   # a photo saved under a video's name
     paths["image_as_fake"].write_bytes((shared_data / "real_photos/grace_hopper/pypi_matplotlib__grace_hopper.jpg")
                                        .read_bytes())
@@ -79,6 +81,7 @@ def bad_pairs(shared_data, tmp_path_factory):
 EXPECTED = {
     "other_size": ("pair/size_mismatch", False),
     "image_as_fake": ("pair/size_mismatch", False),
+    "fake_without_original": ("read/original_missing", False),
     "fewer_frames": ("pair/frame_count_mismatch", True),
     "same_as_original": ("pair/identical_to_original", False),
     "empty": ("decode/undecodable", False),
@@ -130,17 +133,17 @@ def test_a_pair_check_that_never_returns_times_out_its_group_only(shared_data, t
                           {"004": ORIGINALS["004"], "519": "real_videos/ffpp_c23__519.mp4"},
                           {("NeuralTextures", "004_982"): "fake_videos/ffpp_c23_NeuralTextures__004_982.mp4",
                            ("Deepfakes", "519_515"): "fake_videos/ffpp_c23_Deepfakes__519_515.mp4"})
-    monkeypatch.setenv("STALL_NAMES", "519_515.mp4")
+    monkeypatch.setenv("STALL_NAMES", "004_982.mp4")
     monkeypatch.setattr("pipelines.forgery.decodable_frame_count", stalls.decodable_frame_count)
     output = tmp_path / "out"
     result = CliRunner().invoke(main, ["run", "build_forgery_shards", "--input", str(root), "--output", str(output),
-                                       "--frames-per-video", "2", "--size", "96", "--input-timeout", "4"],
+                                       "--frames-per-video", "2", "--size", "96", "--input-timeout", "6"],
                                 catch_exceptions=False)
     assert result.exit_code == 0, result.output
     failures = {(Path(r["path"]).name, r["stage"], r["reason"]) for r in pq.read_table(output / "failures.parquet").to_pylist()}
-    assert failures == {("519_515.mp4", "decode", "timeout"), ("519.mp4", "decode", "timeout")}
+    assert failures == {("004_982.mp4", "decode", "timeout"), ("004.mp4", "decode", "timeout")}
     index = pq.read_table(output / "index.parquet").to_pylist()
-    assert {(r["video"], r["kind"]) for r in index} == {("youtube-004", "real"), ("NeuralTextures-004_982", "manipulated")}
+    assert {(r["video"], r["kind"]) for r in index} == {("youtube-519", "real"), ("Deepfakes-519_515", "manipulated")}
 
 
 def test_official_masks_that_cannot_be_used_give_way_to_differences_with_a_row(shared_data, tmp_path):
@@ -179,3 +182,24 @@ def test_official_masks_that_cannot_be_used_give_way_to_differences_with_a_row(s
     assert set(sources) == {"NeuralTextures-004_982", "Deepfakes-519_515", "Face2Face-300_400"}
     assert set(sources["NeuralTextures-004_982"].values()) == set(sources["Deepfakes-519_515"].values()) == {"diff"}
     assert sources["Face2Face-300_400"] == {0: "official", 87: "diff", 174: "diff"}
+
+
+@pytest.mark.parametrize("splits, message", [
+    ({"train": '[["004", "982"]', "val": "[]", "test": "[]"}, "train.json is not valid JSON"),
+    ({"train": '{"004": "982"}', "val": "[]", "test": "[]"}, "train.json must be a JSON list of id pairs"),
+    ({"train": '[["004", "982"]]', "test": "[]"}, "split files not found"),
+    ({"train": '[["004", "982"]]', "val": '[["004", "519"]]', "test": "[]"}, "id 004 is in both train.json and "
+                                                                            "val.json"),
+    ({"train": "[]", "val": "[]", "test": '[["004", "982"]]'}, "no manipulated videos with their originals"),
+])
+def test_ffpp_split_files_that_cannot_be_used_are_one_line(shared_data, tmp_path, splits, message):
+    root = make_ffpp_tree(tmp_path / "ffpp", shared_data, {}, {"004": ORIGINALS["004"]},
+                          {("NeuralTextures", "004_982"): "fake_videos/ffpp_c23_NeuralTextures__004_982.mp4"})
+    for split in ("train", "val", "test"):
+        (root / "splits" / f"{split}.json").unlink()
+    for split, text in splits.items():
+        (root / "splits" / f"{split}.json").write_text(text)
+    result = CliRunner().invoke(main, ["run", "build_forgery_shards", "--input", str(root), "--output",
+                                       str(tmp_path / "out")])
+    assert result.exit_code == 2 and message in result.output.strip().splitlines()[-1], result.output
+    assert "Traceback" not in result.output and not (tmp_path / "out").exists()
