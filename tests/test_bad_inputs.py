@@ -699,12 +699,12 @@ def catalogue_run(shared_data, tmp_path_factory):
     faces = pq.read_table(output / "faces" / "faces.parquet").to_pylist()
     failures = pq.read_table(output / "failures.parquet").to_pylist()
     relative = {name: as_text(path.relative_to(folder).as_posix()) for name, path in paths.items()}  # as rows name them
-    return relative, faces, failures, result.output
+    return relative, faces, failures, result.output, output
 
 
 @pytest.mark.parametrize("builder", list(CATALOGUE), ids=[b.__name__ for b in CATALOGUE])
 def test_every_bad_input_ends_in_samples_or_failure_rows(catalogue_run, builder):
-    paths, faces, failures, _ = catalogue_run
+    paths, faces, failures, _, _ = catalogue_run
     path = paths[builder.__name__]
     expected = CATALOGUE[builder]
     mine = [f for f in faces if f["path"] == path]
@@ -717,13 +717,30 @@ def test_every_bad_input_ends_in_samples_or_failure_rows(catalogue_run, builder)
 
 
 def test_summary_states_the_failure_counts(catalogue_run):
-    _, faces, failures, log = catalogue_run
+    _, faces, failures, log, _ = catalogue_run
     counts = Counter(r["reason"] for r in failures)
     for reason, count in counts.items():
         assert f"{reason:<22}{count}" in log
     assert f"dropped          {sum(counts.values())}" in log
     assert f"faces kept       {len(faces)}" in log
     assert len({f["key"] for f in faces}) == len(faces)   # nothing read twice through the link loop
+
+
+def test_the_catalogues_shards_train_without_a_read_failure(catalogue_run, tmp_path):
+    """The samples of every odd name (255-byte, unicode, glob characters: keys and tar member
+    names past 100 bytes) are read back by the trainer."""
+    import csv
+
+    *_, output = catalogue_run
+    shards = sorted(str(p) for p in output.glob("shard-*.tar"))
+    steps = pq.read_table(output / "index.parquet").num_rows // 16     # one pass over (nearly) every sample
+    result = CliRunner().invoke(main, ["train", "patch", *(a for s in shards for a in ("--train", s)), "--out",
+                                       str(tmp_path / "run"), "--steps", str(steps), "--batch-size", "16",
+                                       "--image-size", "32", "--workers", "0", "--samples-per-epoch", str(steps * 16),
+                                       "--augment", "none", "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    with open(tmp_path / "run" / "read_failures.csv") as stream:
+        assert list(csv.DictReader(stream)) == []
 
 
 def test_several_faces_keep_the_largest_or_all(shared_data, detector, tmp_path):
@@ -778,7 +795,7 @@ def test_nothing_usable_is_an_error_not_an_empty_success(shared_data, tmp_path):
 
 
 def test_video_ids_of_colliding_names_are_unique_and_documented(catalogue_run):
-    _, faces, _, _ = catalogue_run
+    _, faces, _, _, _ = catalogue_run
     video_of = {f["path"]: f["video"] for f in faces}
     assert video_of["clip.mp4"] == "clip-mp4" and video_of["clip.jpg"] == "clip-jpg"
     assert video_of["clip.MP4"] == "clip-MP4"
@@ -805,6 +822,6 @@ def test_a_header_that_over_states_the_frame_count_is_not_trusted(shared_data, t
 
 
 def test_truncated_video_row_says_what_was_sampled(catalogue_run):
-    paths, _, failures, _ = catalogue_run
+    paths, _, failures, _, _ = catalogue_run
     row = next(r for r in failures if r["path"] == paths["truncated_mp4_index_first"])
     assert row["reason"] == "truncated" and "the header says 175 frames, the stream ends after 65" in row["detail"]
