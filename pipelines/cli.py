@@ -37,6 +37,7 @@ from pipelines.readers import READERS, InputError, Listing, ReaderOptions, demo_
 from pipelines.readers.ffpp import METHODS as FFPP_METHODS
 from pipelines.records import Source
 from pipelines.samples import BiPlan, plan_bi_shards
+from pipelines.storage import root_of
 from pipelines.failures import (FailFast, InputFailure, NothingUsableError, PipelineError, RunError,
                                 fail_fast_folder, fail_fast_rows, reason_counts, stop_if_fail_fast)
 from pipelines.runner import (RunSummary, Stage, discard_partial, finish_run, input_fingerprint, make_pipeline,
@@ -199,7 +200,7 @@ def _local_size(path: str) -> int:
 def _output_config(opts: dict) -> OutputConfig:
     if opts["resume"] and opts["overwrite"]:
         raise InputError("--resume and --overwrite exclude each other")
-    return OutputConfig(opts["output"], opts["samples_per_shard"], opts["seed"], opts["resume"])
+    return OutputConfig(root_of(opts["output"]), opts["samples_per_shard"], opts["seed"], opts["resume"])
 
 
 LOCAL_RUNNERS = (None, "DirectRunner", "BundleBasedDirectRunner", "SwitchingDirectRunner")
@@ -221,7 +222,7 @@ def _worker_config(opts: dict, beam_args: list[str], output: str) -> WorkerConfi
     shared = local and workers > 1
     claims = os.path.join(tempfile.gettempdir(), f"forgery-claims-{uuid.uuid4().hex}") if shared else ""
     verbose = bool(click.get_current_context().find_root().params.get("verbose"))
-    return WorkerConfig(FailFast(fail_fast_folder(output)) if opts["fail_fast"] else None, workers,
+    return WorkerConfig(FailFast(fail_fast_folder(root_of(output))) if opts["fail_fast"] else None, workers,
                         workers if shared else 0, claims, opts.get("input_timeout") or 0.0, verbose)
 
 
@@ -277,12 +278,17 @@ def _dropped_by_table(directory: str) -> dict[str, int] | None:
 
 
 def _refuse_output_inside_input(input_dir: str | None, outputs: list[str]) -> None:
-    """An output inside the input folder would be read as input by the next run."""
-    if not input_dir or "://" in input_dir:
+    """An output inside the input folder or prefix (or equal to it) would be read as input by
+    the next run. Local folders are compared by real path, URLs by their canonical prefix."""
+    if not input_dir:
         return
-    root = os.path.realpath(input_dir)
+
+    def inside(path: str) -> str:
+        return (root_of(path) if "://" in path else os.path.realpath(path)).rstrip("/") + "/"
+
+    root = inside(input_dir)
     for directory in outputs:
-        if "://" not in directory and (os.path.realpath(directory) + os.sep).startswith(root + os.sep):
+        if ("://" in directory) == ("://" in input_dir) and inside(directory).startswith(root):
             raise InputError(f"--output {directory} is inside --input {input_dir}: a later run would read the "
                              f"outputs as inputs; choose an output folder outside it")
 
@@ -559,7 +565,7 @@ def extract_faces_command(ctx: click.Context, **opts) -> None:
         if opts["resume"] and opts["overwrite"]:
             raise InputError("--resume and --overwrite exclude each other")
         sources, skipped = _real_sources(opts)
-        config = _faces_config(opts, opts["output"], _worker_config(opts, ctx.args, opts["output"]))
+        config = _faces_config(opts, root_of(opts["output"]), _worker_config(opts, ctx.args, opts["output"]))
         units = _units(sources, opts)
     except (InputError, ValueError) as error:
         raise click.UsageError(str(error)) from error
@@ -592,7 +598,8 @@ def build_bi_shards_command(ctx: click.Context, **opts) -> None:
     try:
         output = _output_config(opts)
         workers = _worker_config(opts, ctx.args, output.directory)
-        faces_dir, extraction = opts["faces_dir"], None
+        faces_dir = root_of(opts["faces_dir"]) if opts["faces_dir"] is not None else None
+        extraction = None
         if faces_dir is not None:
             given = [name for name in EXTRACTION_OPTIONS
                      if ctx.get_parameter_source(name) is not click.core.ParameterSource.DEFAULT]

@@ -16,6 +16,7 @@ from apache_beam.options.pipeline_options import PipelineOptions, StandardOption
 
 from pipelines.extract import UNIT_RECORDS
 from pipelines.failures import FAIL_FAST_FOLDER, MissingOutputError, OutputError, OutputExistsError, ResumeMismatchError
+from pipelines.storage import matching, root_of
 from shards.tables import TABLES
 
 RUN_RECORD = "run.json"
@@ -73,12 +74,10 @@ def make_pipeline(beam_args: list[str], partitions: int = 1) -> beam.Pipeline:
 
 def previous_outputs(directory: str) -> list[str]:
     """Shards, unit records, tables and temporary files of an earlier run in `directory`."""
-    patterns = [FileSystems.join(directory, "shard-*.tar"), FileSystems.join(directory, ".shard-*"),
-                FileSystems.join(directory, "beam-temp-*"), FileSystems.join(directory, ".*.parquet.tmp-*"),
-                FileSystems.join(directory, UNIT_RECORDS, "shard-*.json"), FileSystems.join(directory, UNIT_RECORDS, ".shard-*"),
-                *(FileSystems.join(directory, name) for name in ("README.md", "stats.json", "preview.png")),
-                *(FileSystems.join(directory, f"{name}.parquet") for name in TABLES)]
-    return sorted(m.path for result in FileSystems.match(patterns) for m in result.metadata_list)
+    patterns = ["shard-*.tar", ".shard-*", "beam-temp-*", ".*.parquet.tmp-*", f"{UNIT_RECORDS}/shard-*.json",
+                f"{UNIT_RECORDS}/.shard-*", "README.md", "stats.json", "preview.png",
+                *(f"{name}.parquet" for name in TABLES)]
+    return sorted(m.path for pattern in patterns for m in matching(directory, pattern))
 
 
 def _is_remote(path: str) -> bool:
@@ -90,8 +89,7 @@ def files_below(directory: str, skip: tuple[str, ...] = ()) -> list[str]:
     folder (links not followed), minus the subfolders named in `skip`."""
     if _is_remote(directory):
         prefix = directory.rstrip("/") + "/"
-        found = [m.path[len(prefix):] for m in FileSystems.match([FileSystems.join(directory, "**")])[0].metadata_list
-                 if m.path.startswith(prefix)]
+        found = [m.path[len(prefix):] for m in matching(directory, "**") if m.path.startswith(prefix)]
     else:
         found = []
         for folder, dirs, files in os.walk(directory):
@@ -357,15 +355,14 @@ def input_fingerprint(root: str | None) -> dict:
     FileSystems (size, last update)."""
     if root is None:
         return {"root": None, "files": []}
-    files = []
+    root, files = root_of(root), []
     if _is_remote(root):
         prefix = root.rstrip("/") + "/"
-        for m in FileSystems.match([FileSystems.join(root, "**")])[0].metadata_list:
+        for m in matching(root, "**"):
             files.append([m.path[len(prefix):], m.size_in_bytes, int((m.last_updated_in_seconds or 0) * 1e9)])
         return {"root": root, "files": sorted(files)}
-    base = os.path.abspath(root)
     seen = set()
-    for folder, dirs, names in os.walk(base, followlinks=True):
+    for folder, dirs, names in os.walk(root, followlinks=True):
         real = os.path.realpath(folder)
         if real in seen:
             dirs[:] = []
@@ -379,8 +376,8 @@ def input_fingerprint(root: str | None) -> dict:
             except OSError:
                 continue
             if stat.S_ISREG(info.st_mode):
-                files.append([os.path.relpath(path, base).replace(os.sep, "/"), info.st_size, info.st_mtime_ns])
-    return {"root": base, "files": sorted(files)}
+                files.append([os.path.relpath(path, root).replace(os.sep, "/"), info.st_size, info.st_mtime_ns])
+    return {"root": root, "files": sorted(files)}
 
 
 def run_configuration(inputs: dict, seed: int | None, options: dict) -> dict:

@@ -6,6 +6,7 @@ error)."""
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import apache_beam as beam
@@ -202,3 +203,25 @@ def test_fail_fast_and_the_input_timeout_reach_dask_workers(cluster, shared_data
     assert result.output.strip().splitlines()[-1] == \
         "Error: --fail-fast: notes.mp4: decode/undecodable: no video stream could be opened"
     assert not (out / ".fail-fast").exists() and json.loads((out / "run.json").read_text())["state"] == "failed"
+
+
+def test_a_relative_output_is_written_where_the_launcher_is(cluster, shared_data, tmp_path, monkeypatch):
+    """The workers run in another directory than the launcher: a relative --output names the
+    launcher's folder for them too (not one of their own, which the run would then miss)."""
+    address, client = cluster
+    workers_cwd = set(client.run(os.getcwd).values())
+    assert str(tmp_path) not in workers_cwd
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in/grace.jpg").symlink_to(shared_data / "real_photos/grace_hopper/pypi_matplotlib__grace_hopper.jpg")
+    monkeypatch.chdir(tmp_path)
+    _run(["extract_faces", "--input", "in", "--output", "out", "--face-size", "96", *_dask(address)])
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
+        "README.md", "faces.parquet", "failures.parquet", "neighbours.parquet", "preview.png", "run.json",
+        "shard-000000.tar", "stats.json", "units"]
+    assert not any(os.path.exists(os.path.join(cwd, "out")) for cwd in workers_cwd)
+    (tmp_path / "in/notes.mp4").write_text("not a video\n" * 20)   # --fail-fast's row comes back from there too
+    failed = CliRunner().invoke(main, ["run", "extract_faces", "--input", "in", "--output", "failed", "--fail-fast",
+                                       *_dask(address)])
+    assert failed.exit_code == 1 and failed.output.strip().splitlines()[-1] == \
+        "Error: --fail-fast: notes.mp4: decode/undecodable: no video stream could be opened"
+    assert not any(os.path.exists(os.path.join(cwd, "failed")) for cwd in workers_cwd)

@@ -236,3 +236,30 @@ def test_output_inside_the_input_is_refused(photos):
     result = extract(photos, photos / "out")
     assert result.exit_code == 2 and "is inside --input" in result.output
     assert not (photos / "out").exists()
+
+
+def test_folders_named_with_glob_characters_are_taken_literally(photos, tmp_path):
+    """'[', '*' and '?' are legal in folder names: an input and an output named so are read,
+    written, carded and refused on a second run like any other (not matched as patterns)."""
+    folder = tmp_path / "in[2024]"
+    photos.rename(folder)
+    out = tmp_path / "out[1]*?"
+    result = extract(folder, out, "--face-size", "96")
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in out.iterdir()) == ["README.md", "faces.parquet", "failures.parquet",
+                                                     "neighbours.parquet", "preview.png", "run.json",
+                                                     "shard-000000.tar", "stats.json", "units"]
+    assert json.loads((out / "run.json").read_text())["config"]["inputs"]["files"][0][0] == "grace.jpg"
+    again = extract(folder, out, "--face-size", "96")
+    assert again.exit_code == 2 and f"{out} already holds 9 output files of an earlier run" in again.output
+    assert extract(folder, out, "--face-size", "96", "--overwrite").exit_code == 0
+
+
+def test_a_relative_output_is_made_absolute(photos, tmp_path, monkeypatch):
+    """Workers may run in another directory (a Dask worker, a container): the folders they
+    are given are absolute."""
+    monkeypatch.chdir(tmp_path)
+    result = extract(photos, Path("rel/out"), "--face-size", "96")
+    assert result.exit_code == 0, result.output
+    assert f"1 inputs in 1 units -> {tmp_path}/rel/out\n" in result.output
+    assert (tmp_path / "rel/out/shard-000000.tar").is_file()
