@@ -24,9 +24,12 @@ RUN_RECORD = "run.json"
 options, package version) and, once the run succeeded, the files it wrote."""
 KEPT_BY_RESUME = ("shard-*.tar", f"{UNIT_RECORDS}/shard-*.json", RUN_RECORD)
 """Files a failed or interrupted run keeps for --resume (each written whole, then renamed)."""
-RUN_PATTERNS = ("shard-*.tar", ".shard-*", "beam-temp-*", "beam-temp-*/*", ".*.tmp-*",
-                f"{UNIT_RECORDS}/shard-*.json", f"{UNIT_RECORDS}/.shard-*", f"{UNIT_RECORDS}/.*.tmp-*",
-                FAIL_FAST_FOLDER, RUN_RECORD, *(f"{name}.parquet" for name in TABLES))
+TEMPORARY_PATTERNS = (".shard-*", "beam-temp-*", "beam-temp-*/*", ".*.tmp-*", f"{UNIT_RECORDS}/.shard-*",
+                      f"{UNIT_RECORDS}/.*.tmp-*")
+"""Files written under a temporary name and not (yet) renamed into place: a writer killed
+mid-file (a worker lost, its item retried elsewhere) leaves one behind."""
+RUN_PATTERNS = ("shard-*.tar", f"{UNIT_RECORDS}/shard-*.json", FAIL_FAST_FOLDER, RUN_RECORD, *TEMPORARY_PATTERNS,
+                *(f"{name}.parquet" for name in TABLES))
 """Names (relative to the output folder) only a run of this project makes; with a run
 record present, they are that run's. README.md, stats.json and preview.png are a run's
 only when its record lists them (a user's README.md is never deleted)."""
@@ -273,9 +276,14 @@ def prepare_output(directory: str, overwrite: bool, resume: bool = False, config
 
 
 def finish_run(directory: str, nested: tuple[str, ...] = ()) -> None:
-    """Mark the run in `directory` complete, recording every file now there as its own."""
+    """Mark the run in `directory` complete, recording every file now there as its own,
+    once the temporary files of writers that died mid-file (their work redone by a retry)
+    are deleted."""
+    files = files_below(directory, nested)
+    temporary = [f for f in files if _matches(f, TEMPORARY_PATTERNS)]
+    _delete(directory, temporary)
     record = read_run_record(directory) or {"config": {}}
-    record |= {"state": "complete", "files": [f for f in files_below(directory, nested) if f != RUN_RECORD]}
+    record |= {"state": "complete", "files": [f for f in files if f != RUN_RECORD and f not in temporary]}
     write_run_record(directory, record)
 
 

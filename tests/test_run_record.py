@@ -238,6 +238,23 @@ def test_output_inside_the_input_is_refused(photos):
     assert not (photos / "out").exists()
 
 
+def test_a_writer_killed_mid_file_leaves_no_temporary_in_a_finished_run(tmp_path):
+    """A worker killed while writing (its item retried by the runner, as Dask does) leaves a
+    file under a temporary name; the finished run deletes it and does not record it."""
+    from pipelines.runner import finish_run, prepare_output, read_run_record
+
+    out = tmp_path / "out"
+    prepare_output(str(out), overwrite=False, config={"seed": 0})
+    (out / "units").mkdir()
+    for name in ("shard-000000.tar", "units/shard-000000.json", "faces.parquet", ".shard-000000.tar.tmp-dead",
+                 "units/.shard-000000.json.tmp-dead", ".faces.parquet.tmp-dead"):
+        (out / name).write_bytes(b"x")
+    finish_run(str(out))
+    left = sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file())
+    assert left == ["faces.parquet", "run.json", "shard-000000.tar", "units/shard-000000.json"]
+    assert read_run_record(str(out))["files"] == ["faces.parquet", "shard-000000.tar", "units/shard-000000.json"]
+
+
 def test_folders_named_with_glob_characters_are_taken_literally(photos, tmp_path):
     """'[', '*' and '?' are legal in folder names: an input and an output named so are read,
     written, carded and refused on a second run like any other (not matched as patterns)."""
