@@ -494,6 +494,12 @@ class _Exit(click.ClickException):
         self.exit_code = exit_code
 
 
+def _not_from_the_cluster_client(record: logging.LogRecord) -> bool:
+    """Whether a log record may be shown without -v: not the Dask client's (a lost
+    scheduler is reported in the run's one-line error; its reconnection tracebacks are not)."""
+    return not record.name.startswith(("distributed", "tornado"))
+
+
 @click.group(cls=_Main)
 @click.option("-v", "--verbose", count=True,
               help="Show third-party warnings and native log lines (MediaPipe, TensorFlow Lite, Beam); -vv: "
@@ -513,6 +519,8 @@ def main(verbose: int = 0) -> None:
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
         logging.getLogger().setLevel(logging.ERROR)      # third-party warnings (Beam, absl)
         logging.getLogger("apache_beam").setLevel(logging.CRITICAL)  # a failed run is reported in one line
+        for handler in logging.getLogger().handlers:   # dask.distributed sets its loggers' levels on import
+            handler.addFilter(_not_from_the_cluster_client)
         logging.captureWarnings(True)                    # Python warnings go to the 'py.warnings' logger
 
 

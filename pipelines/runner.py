@@ -15,7 +15,8 @@ from apache_beam.metrics.metric import MetricsFilter
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 
 from pipelines.extract import UNIT_RECORDS
-from pipelines.failures import FAIL_FAST_FOLDER, MissingOutputError, OutputError, OutputExistsError, ResumeMismatchError
+from pipelines.failures import (FAIL_FAST_FOLDER, MissingOutputError, OutputError, OutputExistsError, PipelineError,
+                                ResumeMismatchError)
 from pipelines.storage import matching, root_of
 from shards.tables import TABLES
 
@@ -477,6 +478,16 @@ def _cancel(result) -> None:
         pass
 
 
+def _require_finished(result) -> None:
+    """PipelineError when a Dask job was cancelled rather than run: Beam's DaskRunner
+    reports such a job done (as when the scheduler, or the launcher's connection to it,
+    is lost)."""
+    if any(getattr(future, "status", None) == "cancelled" for future in getattr(result, "futures", ())):
+        raise PipelineError("the Dask cluster cancelled the job before it finished (was the scheduler, or the "
+                            "connection to it, lost?); finished shards are kept: rerun with --resume once the "
+                            "cluster is back")
+
+
 def run_and_summarize(beam_args: list[str], stages: Iterable[Stage]) -> RunSummary:
     """Run each stage (taken from `stages` only once the one before has finished) to
     completion as a pipeline of its own, check its outputs, and sum their counters."""
@@ -491,6 +502,7 @@ def run_and_summarize(beam_args: list[str], stages: Iterable[Stage]) -> RunSumma
         except BaseException:
             _cancel(result)   # a cluster would go on running the job's tasks
             raise
+        _require_finished(result)
         check_outputs(stage.expected())
         counters = _counters(result)
         if counters is None:

@@ -6,7 +6,9 @@ error)."""
 from __future__ import annotations
 
 import json
+import logging
 import os
+import time
 from pathlib import Path
 
 import apache_beam as beam
@@ -225,3 +227,32 @@ def test_a_relative_output_is_written_where_the_launcher_is(cluster, shared_data
     assert failed.exit_code == 1 and failed.output.strip().splitlines()[-1] == \
         "Error: --fail-fast: notes.mp4: decode/undecodable: no video stream could be opened"
     assert not any(os.path.exists(os.path.join(cwd, "failed")) for cwd in workers_cwd)
+
+
+def test_a_job_the_cluster_cancelled_is_an_error_not_a_success(cluster):
+    """Beam's DaskRunner reports a job whose results were cancelled (the scheduler, or the
+    connection to it, lost) as done; the run says what happened instead."""
+    from apache_beam.runners.dask.dask_runner import DaskRunnerResult
+
+    from pipelines.failures import PipelineError
+    from pipelines.runner import _require_finished
+
+    _, client = cluster
+    future = client.submit(time.sleep, 30, pure=False)
+    client.cancel([future])
+    result = DaskRunnerResult(client, [future])
+    assert result.wait_until_finish() == "DONE"
+    with pytest.raises(PipelineError, match=r"^the Dask cluster cancelled the job before it finished \(was the "
+                                            r"scheduler, or the connection to it, lost\?\); finished shards are kept"):
+        _require_finished(result)
+
+
+def test_the_dask_clients_log_lines_are_not_shown_without_verbose():
+    """A lost scheduler is the run's one-line error; the client's reconnection tracebacks
+    (logged at ERROR by dask.distributed, which sets its loggers' levels on import) are not."""
+    assert CliRunner().invoke(main, ["run", "extract_faces", "--help"]).exit_code == 0
+    handlers = logging.getLogger().handlers
+    record = logging.LogRecord("distributed.client", logging.ERROR, __file__, 1, "Failed to reconnect", None, None)
+    assert handlers and not any(handler.filter(record) for handler in handlers)
+    assert all(handler.filter(logging.LogRecord("forgery.progress", logging.INFO, __file__, 1, "10/20", None, None))
+               for handler in handlers)
