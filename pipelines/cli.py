@@ -19,7 +19,8 @@ import click  # noqa: E402 - apache_beam is imported after quieting its import-t
 import cv2
 with warnings.catch_warnings(record=True) as _IMPORT_WARNINGS:  # Google clients' FutureWarnings; main() shows them with -v
     from apache_beam.io.filesystems import FileSystems
-from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions, StandardOptions, TestOptions
+from apache_beam.options.pipeline_options import (DirectOptions, GoogleCloudOptions, PipelineOptions,
+                                                  StandardOptions, TestOptions)
 
 from blending.bi import BlendParams
 from blending.mix import FakeParams, RecipeMix
@@ -41,7 +42,8 @@ from pipelines.storage import root_of
 from pipelines.failures import (FailFast, InputFailure, NothingUsableError, PipelineError, RunError,
                                 fail_fast_folder, fail_fast_rows, reason_counts, stop_if_fail_fast)
 from pipelines.runner import (RunSummary, Stage, discard_partial, finish_run, input_fingerprint, make_pipeline,
-                              prepare_output, quiet_worker_environment, run_and_summarize, run_configuration)
+                              prepare_output, quiet_worker_environment, run_and_summarize, run_configuration,
+                              runner_name)
 from pipelines.units import Unit, plan_units
 
 PASS_THROUGH = {"ignore_unknown_options": True, "allow_extra_args": True}
@@ -380,9 +382,15 @@ def _dry_run(ctx: click.Context, stages: Iterable[Stage]) -> NoReturn:
     returns before staging or submitting anything; any other runner only gets the graph
     serialised (every DoFn pickled). A stage planned from an earlier stage's outputs is
     built on an empty plan. As in a run, without -v subprocesses (the package build) write
-    nothing to stderr and a failure is reported in one line."""
+    nothing to stderr and a failure is reported in one line. DataflowRunner needs
+    --temp_location (InputError): without it Beam would look up a default bucket online."""
     from apache_beam.runners.dataflow.dataflow_runner import DataflowRunner
 
+    cloud = PipelineOptions(ctx.args).view_as(GoogleCloudOptions)
+    if runner_name(ctx.args) in ("DataflowRunner", f"{DataflowRunner.__module__}.DataflowRunner") \
+            and not (cloud.temp_location or cloud.staging_location):
+        raise InputError("--dry_run=True on DataflowRunner needs --temp_location gs://BUCKET/tmp: without it, building "
+                         "the job looks up (or creates) a default bucket over the network")
     verbose = bool(os.environ.get("FORGERY_VERBOSE"))
     saved = dict(os.environ)
     with tempfile.TemporaryDirectory(prefix="forgery-worker-") as quiet:
