@@ -623,7 +623,11 @@ def build_bi_shards_command(ctx: click.Context, **opts) -> None:
                 raise InputError("--faces blends existing face shards; it excludes --input and the extraction "
                                  "options: " + ", ".join(f"--{n.replace('_', '-')}" for n in
                                                          (["input"] if opts["input_dir"] else []) + given))
-            stored_margin = stored_crop_margin(faces_dir)
+            try:
+                stored_margin = stored_crop_margin(faces_dir)
+            except OSError as error:
+                raise InputError(f"--faces {faces_dir} holds no face shards made by `beam run extract_faces` "
+                                 f"(its faces.parquet: {error})") from error
         else:
             sources, skipped = _real_sources(opts)
             faces_dir = FileSystems.join(output.directory, FACES_SUBFOLDER)

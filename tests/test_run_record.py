@@ -280,3 +280,12 @@ def test_a_relative_output_is_made_absolute(photos, tmp_path, monkeypatch):
     assert result.exit_code == 0, result.output
     assert f"1 inputs in 1 units -> {tmp_path}/rel/out\n" in result.output
     assert (tmp_path / "rel/out/shard-000000.tar").is_file()
+
+
+def test_faces_that_are_not_face_shards_are_one_line(tmp_path):
+    result = invoke("run", "build_bi_shards", "--faces", str(tmp_path / "none"), "--output", str(tmp_path / "out"))
+    assert result.exit_code == 2
+    assert result.output.splitlines()[-1] == (
+        f"Error: --faces {tmp_path}/none holds no face shards made by `beam run extract_faces` (its faces.parquet: "
+        f"[Errno 2] No such file or directory: '{tmp_path}/none/faces.parquet')")
+    assert not (tmp_path / "out").exists()
