@@ -478,6 +478,18 @@ def _cancel(result) -> None:
         pass
 
 
+def _disconnect(result) -> None:
+    """Close the Dask client Beam's DaskRunner opened for the job (it never does): left
+    open, each job's client lives on in the launching process and, once the cluster is
+    gone, keeps trying to reconnect to it."""
+    client = getattr(result, "client", None)
+    if client is not None:
+        try:
+            client.close(timeout=10)
+        except Exception:  # noqa: BLE001 - a client whose scheduler is already gone
+            pass
+
+
 def _require_finished(result) -> None:
     """PipelineError when a Dask job was cancelled rather than run: Beam's DaskRunner
     reports such a job done (as when the scheduler, or the launcher's connection to it,
@@ -501,8 +513,12 @@ def run_and_summarize(beam_args: list[str], stages: Iterable[Stage]) -> RunSumma
             result.wait_until_finish()
         except BaseException:
             _cancel(result)   # a cluster would go on running the job's tasks
+            _disconnect(result)
             raise
-        _require_finished(result)
+        try:
+            _require_finished(result)   # before disconnecting, which cancels what is left
+        finally:
+            _disconnect(result)
         check_outputs(stage.expected())
         counters = _counters(result)
         if counters is None:

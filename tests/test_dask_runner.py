@@ -5,6 +5,7 @@ make it hold on any runner (every branch feeds the last transform; a missing out
 error)."""
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import os
@@ -256,3 +257,14 @@ def test_the_dask_clients_log_lines_are_not_shown_without_verbose():
     assert handlers and not any(handler.filter(record) for handler in handlers)
     assert all(handler.filter(logging.LogRecord("forgery.progress", logging.INFO, __file__, 1, "10/20", None, None))
                for handler in handlers)
+
+
+def test_a_run_leaves_no_dask_client_behind(cluster, videos, tmp_path):
+    """Beam's DaskRunner opens a client per job and never closes it; left open, the clients
+    of a run live on in the launching process and keep reconnecting once the cluster is gone."""
+    address, client = cluster
+    _run(["extract_faces", "--input", str(videos), "--output", str(tmp_path / "out"), "--frames-per-video", "1",
+          "--face-size", "64", *_dask(address)])
+    open_clients = [c for c in gc.get_objects() if isinstance(c, distributed.Client) and c is not client
+                    and c.status not in ("closed", "closing")]
+    assert open_clients == []
