@@ -239,7 +239,7 @@ def test_a_job_the_cluster_cancelled_is_an_error_not_a_success(cluster):
     from pipelines.runner import _require_finished
 
     _, client = cluster
-    future = client.submit(time.sleep, 30, pure=False)
+    future = client.submit(time.sleep, 30, pure=False, resources={"none_has_it": 1})   # never starts
     client.cancel([future])
     result = DaskRunnerResult(client, [future])
     assert result.wait_until_finish() == "DONE"
