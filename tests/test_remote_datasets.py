@@ -165,12 +165,12 @@ def test_an_input_that_cannot_be_opened_is_a_row_naming_no_location(tmp_path):
     """An object listed and then gone (or a local file refused) is a read/unreadable row
     with its relative path; the error's own text, which carries the URL or the local path,
     is not copied into the detail."""
-    from pipelines.extract import decode_failure, source_frames
+    from pipelines.extract import decode_failure, input_limits, source_frames
     from pipelines.records import Source
 
     InMemoryFileSystem.files.clear()
     gone = Source(path="videos/gone.mp4", dataset="d", video="v", identity="i", root=f"{BUCKET}/data")
-    (row,) = list(source_frames(gone, 2, fail_fast=False))
+    (row,) = list(source_frames(gone, 2, None, input_limits(0)))
     assert (row["path"], row["stage"], row["reason"]) == ("videos/gone.mp4", "read", "unreadable")
     assert row["detail"] == "BeamIOError: FileNotFoundError"
     _, detail = decode_failure(PermissionError(13, "Permission denied", str(tmp_path / "x.mp4")), 0)
