@@ -9,6 +9,7 @@ import cv2
 import pyarrow.parquet as pq
 from apache_beam.io.filesystems import FileSystems
 
+from pipelines.storage import matching
 from shards.card import card_markdown, dataset_stats, faces_card_markdown, faces_stats
 from shards.preview import contact_sheet
 from shards.tar import read_tar
@@ -32,7 +33,7 @@ def _write(directory: str, name: str, data: bytes) -> None:
 
 def _first_samples(directory: str, count: int) -> list[dict]:
     """The first `count` samples in shard order (a face-shard folder may have empty shards)."""
-    shards = sorted(m.path for m in FileSystems.match([FileSystems.join(directory, "shard-*.tar")])[0].metadata_list)
+    shards = [m.path for m in matching(directory, "shard-*.tar")]
     samples: list[dict] = []
     for path in shards:
         with FileSystems.open(path) as stream:
@@ -58,7 +59,7 @@ def output_counts(directory: str, faces: str | None = None) -> dict[str, int]:
         if FileSystems.exists(FileSystems.join(folder, "faces.parquet")):
             counts["faces/kept"] = face_count(folder)
     if face_folder is not None:
-        counts["units/written"] = len(FileSystems.match([FileSystems.join(face_folder, "shard-*.tar")])[0].metadata_list)
+        counts["units/written"] = len(matching(face_folder, "shard-*.tar"))
     if has_index:
         index = _read_table(directory, "index")
         counts["samples/written"] = len(index)

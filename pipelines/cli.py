@@ -19,7 +19,8 @@ import click  # noqa: E402 - apache_beam is imported after quieting its import-t
 import cv2
 with warnings.catch_warnings(record=True) as _IMPORT_WARNINGS:  # Google clients' FutureWarnings; main() shows them with -v
     from apache_beam.io.filesystems import FileSystems
-from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions, StandardOptions, TestOptions
+from apache_beam.options.pipeline_options import (DirectOptions, GoogleCloudOptions, PipelineOptions,
+                                                  StandardOptions, TestOptions)
 
 from blending.bi import BlendParams
 from blending.mix import FakeParams, RecipeMix
@@ -37,10 +38,12 @@ from pipelines.readers import READERS, InputError, Listing, ReaderOptions, demo_
 from pipelines.readers.ffpp import METHODS as FFPP_METHODS
 from pipelines.records import Source
 from pipelines.samples import BiPlan, plan_bi_shards
+from pipelines.storage import root_of
 from pipelines.failures import (FailFast, InputFailure, NothingUsableError, PipelineError, RunError,
                                 fail_fast_folder, fail_fast_rows, reason_counts, stop_if_fail_fast)
 from pipelines.runner import (RunSummary, Stage, discard_partial, finish_run, input_fingerprint, make_pipeline,
-                              prepare_output, quiet_worker_environment, run_and_summarize, run_configuration)
+                              prepare_output, quiet_worker_environment, run_and_summarize, run_configuration,
+                              runner_name)
 from pipelines.units import Unit, plan_units
 
 PASS_THROUGH = {"ignore_unknown_options": True, "allow_extra_args": True}
@@ -199,7 +202,7 @@ def _local_size(path: str) -> int:
 def _output_config(opts: dict) -> OutputConfig:
     if opts["resume"] and opts["overwrite"]:
         raise InputError("--resume and --overwrite exclude each other")
-    return OutputConfig(opts["output"], opts["samples_per_shard"], opts["seed"], opts["resume"])
+    return OutputConfig(root_of(opts["output"]), opts["samples_per_shard"], opts["seed"], opts["resume"])
 
 
 LOCAL_RUNNERS = (None, "DirectRunner", "BundleBasedDirectRunner", "SwitchingDirectRunner")
@@ -221,7 +224,7 @@ def _worker_config(opts: dict, beam_args: list[str], output: str) -> WorkerConfi
     shared = local and workers > 1
     claims = os.path.join(tempfile.gettempdir(), f"forgery-claims-{uuid.uuid4().hex}") if shared else ""
     verbose = bool(click.get_current_context().find_root().params.get("verbose"))
-    return WorkerConfig(FailFast(fail_fast_folder(output)) if opts["fail_fast"] else None, workers,
+    return WorkerConfig(FailFast(fail_fast_folder(root_of(output))) if opts["fail_fast"] else None, workers,
                         workers if shared else 0, claims, opts.get("input_timeout") or 0.0, verbose)
 
 
@@ -277,12 +280,17 @@ def _dropped_by_table(directory: str) -> dict[str, int] | None:
 
 
 def _refuse_output_inside_input(input_dir: str | None, outputs: list[str]) -> None:
-    """An output inside the input folder would be read as input by the next run."""
-    if not input_dir or "://" in input_dir:
+    """An output inside the input folder or prefix (or equal to it) would be read as input by
+    the next run. Local folders are compared by real path, URLs by their canonical prefix."""
+    if not input_dir:
         return
-    root = os.path.realpath(input_dir)
+
+    def inside(path: str) -> str:
+        return (root_of(path) if "://" in path else os.path.realpath(path)).rstrip("/") + "/"
+
+    root = inside(input_dir)
     for directory in outputs:
-        if "://" not in directory and (os.path.realpath(directory) + os.sep).startswith(root + os.sep):
+        if ("://" in directory) == ("://" in input_dir) and inside(directory).startswith(root):
             raise InputError(f"--output {directory} is inside --input {input_dir}: a later run would read the "
                              f"outputs as inputs; choose an output folder outside it")
 
@@ -374,9 +382,15 @@ def _dry_run(ctx: click.Context, stages: Iterable[Stage]) -> NoReturn:
     returns before staging or submitting anything; any other runner only gets the graph
     serialised (every DoFn pickled). A stage planned from an earlier stage's outputs is
     built on an empty plan. As in a run, without -v subprocesses (the package build) write
-    nothing to stderr and a failure is reported in one line."""
+    nothing to stderr and a failure is reported in one line. DataflowRunner needs
+    --temp_location (InputError): without it Beam would look up a default bucket online."""
     from apache_beam.runners.dataflow.dataflow_runner import DataflowRunner
 
+    cloud = PipelineOptions(ctx.args).view_as(GoogleCloudOptions)
+    if runner_name(ctx.args) in ("DataflowRunner", f"{DataflowRunner.__module__}.DataflowRunner") \
+            and not (cloud.temp_location or cloud.staging_location):
+        raise InputError("--dry_run=True on DataflowRunner needs --temp_location gs://BUCKET/tmp: without it, building "
+                         "the job looks up (or creates) a default bucket over the network")
     verbose = bool(os.environ.get("FORGERY_VERBOSE"))
     saved = dict(os.environ)
     with tempfile.TemporaryDirectory(prefix="forgery-worker-") as quiet:
@@ -488,6 +502,12 @@ class _Exit(click.ClickException):
         self.exit_code = exit_code
 
 
+def _not_from_the_cluster_client(record: logging.LogRecord) -> bool:
+    """Whether a log record may be shown without -v: not the Dask client's (a lost
+    scheduler is reported in the run's one-line error; its reconnection tracebacks are not)."""
+    return not record.name.startswith(("distributed", "tornado"))
+
+
 @click.group(cls=_Main)
 @click.option("-v", "--verbose", count=True,
               help="Show third-party warnings and native log lines (MediaPipe, TensorFlow Lite, Beam); -vv: "
@@ -507,6 +527,8 @@ def main(verbose: int = 0) -> None:
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
         logging.getLogger().setLevel(logging.ERROR)      # third-party warnings (Beam, absl)
         logging.getLogger("apache_beam").setLevel(logging.CRITICAL)  # a failed run is reported in one line
+        for handler in logging.getLogger().handlers:   # dask.distributed sets its loggers' levels on import
+            handler.addFilter(_not_from_the_cluster_client)
         logging.captureWarnings(True)                    # Python warnings go to the 'py.warnings' logger
 
 
@@ -559,7 +581,7 @@ def extract_faces_command(ctx: click.Context, **opts) -> None:
         if opts["resume"] and opts["overwrite"]:
             raise InputError("--resume and --overwrite exclude each other")
         sources, skipped = _real_sources(opts)
-        config = _faces_config(opts, opts["output"], _worker_config(opts, ctx.args, opts["output"]))
+        config = _faces_config(opts, root_of(opts["output"]), _worker_config(opts, ctx.args, opts["output"]))
         units = _units(sources, opts)
     except (InputError, ValueError) as error:
         raise click.UsageError(str(error)) from error
@@ -592,7 +614,8 @@ def build_bi_shards_command(ctx: click.Context, **opts) -> None:
     try:
         output = _output_config(opts)
         workers = _worker_config(opts, ctx.args, output.directory)
-        faces_dir, extraction = opts["faces_dir"], None
+        faces_dir = root_of(opts["faces_dir"]) if opts["faces_dir"] is not None else None
+        extraction = None
         if faces_dir is not None:
             given = [name for name in EXTRACTION_OPTIONS
                      if ctx.get_parameter_source(name) is not click.core.ParameterSource.DEFAULT]
@@ -600,7 +623,11 @@ def build_bi_shards_command(ctx: click.Context, **opts) -> None:
                 raise InputError("--faces blends existing face shards; it excludes --input and the extraction "
                                  "options: " + ", ".join(f"--{n.replace('_', '-')}" for n in
                                                          (["input"] if opts["input_dir"] else []) + given))
-            stored_margin = stored_crop_margin(faces_dir)
+            try:
+                stored_margin = stored_crop_margin(faces_dir)
+            except OSError as error:
+                raise InputError(f"--faces {faces_dir} holds no face shards made by `beam run extract_faces` "
+                                 f"(its faces.parquet: {error})") from error
         else:
             sources, skipped = _real_sources(opts)
             faces_dir = FileSystems.join(output.directory, FACES_SUBFOLDER)

@@ -15,7 +15,9 @@ from apache_beam.metrics.metric import MetricsFilter
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 
 from pipelines.extract import UNIT_RECORDS
-from pipelines.failures import FAIL_FAST_FOLDER, MissingOutputError, OutputError, OutputExistsError, ResumeMismatchError
+from pipelines.failures import (FAIL_FAST_FOLDER, MissingOutputError, OutputError, OutputExistsError, PipelineError,
+                                ResumeMismatchError)
+from pipelines.storage import matching, root_of
 from shards.tables import TABLES
 
 RUN_RECORD = "run.json"
@@ -23,9 +25,12 @@ RUN_RECORD = "run.json"
 options, package version) and, once the run succeeded, the files it wrote."""
 KEPT_BY_RESUME = ("shard-*.tar", f"{UNIT_RECORDS}/shard-*.json", RUN_RECORD)
 """Files a failed or interrupted run keeps for --resume (each written whole, then renamed)."""
-RUN_PATTERNS = ("shard-*.tar", ".shard-*", "beam-temp-*", "beam-temp-*/*", ".*.tmp-*",
-                f"{UNIT_RECORDS}/shard-*.json", f"{UNIT_RECORDS}/.shard-*", f"{UNIT_RECORDS}/.*.tmp-*",
-                FAIL_FAST_FOLDER, RUN_RECORD, *(f"{name}.parquet" for name in TABLES))
+TEMPORARY_PATTERNS = (".shard-*", "beam-temp-*", "beam-temp-*/*", ".*.tmp-*", f"{UNIT_RECORDS}/.shard-*",
+                      f"{UNIT_RECORDS}/.*.tmp-*")
+"""Files written under a temporary name and not (yet) renamed into place: a writer killed
+mid-file (a worker lost, its item retried elsewhere) leaves one behind."""
+RUN_PATTERNS = ("shard-*.tar", f"{UNIT_RECORDS}/shard-*.json", FAIL_FAST_FOLDER, RUN_RECORD, *TEMPORARY_PATTERNS,
+                *(f"{name}.parquet" for name in TABLES))
 """Names (relative to the output folder) only a run of this project makes; with a run
 record present, they are that run's. README.md, stats.json and preview.png are a run's
 only when its record lists them (a user's README.md is never deleted)."""
@@ -73,12 +78,10 @@ def make_pipeline(beam_args: list[str], partitions: int = 1) -> beam.Pipeline:
 
 def previous_outputs(directory: str) -> list[str]:
     """Shards, unit records, tables and temporary files of an earlier run in `directory`."""
-    patterns = [FileSystems.join(directory, "shard-*.tar"), FileSystems.join(directory, ".shard-*"),
-                FileSystems.join(directory, "beam-temp-*"), FileSystems.join(directory, ".*.parquet.tmp-*"),
-                FileSystems.join(directory, UNIT_RECORDS, "shard-*.json"), FileSystems.join(directory, UNIT_RECORDS, ".shard-*"),
-                *(FileSystems.join(directory, name) for name in ("README.md", "stats.json", "preview.png")),
-                *(FileSystems.join(directory, f"{name}.parquet") for name in TABLES)]
-    return sorted(m.path for result in FileSystems.match(patterns) for m in result.metadata_list)
+    patterns = ["shard-*.tar", ".shard-*", "beam-temp-*", ".*.parquet.tmp-*", f"{UNIT_RECORDS}/shard-*.json",
+                f"{UNIT_RECORDS}/.shard-*", "README.md", "stats.json", "preview.png",
+                *(f"{name}.parquet" for name in TABLES)]
+    return sorted(m.path for pattern in patterns for m in matching(directory, pattern))
 
 
 def _is_remote(path: str) -> bool:
@@ -90,8 +93,7 @@ def files_below(directory: str, skip: tuple[str, ...] = ()) -> list[str]:
     folder (links not followed), minus the subfolders named in `skip`."""
     if _is_remote(directory):
         prefix = directory.rstrip("/") + "/"
-        found = [m.path[len(prefix):] for m in FileSystems.match([FileSystems.join(directory, "**")])[0].metadata_list
-                 if m.path.startswith(prefix)]
+        found = [m.path[len(prefix):] for m in matching(directory, "**") if m.path.startswith(prefix)]
     else:
         found = []
         for folder, dirs, files in os.walk(directory):
@@ -275,9 +277,14 @@ def prepare_output(directory: str, overwrite: bool, resume: bool = False, config
 
 
 def finish_run(directory: str, nested: tuple[str, ...] = ()) -> None:
-    """Mark the run in `directory` complete, recording every file now there as its own."""
+    """Mark the run in `directory` complete, recording every file now there as its own,
+    once the temporary files of writers that died mid-file (their work redone by a retry)
+    are deleted."""
+    files = files_below(directory, nested)
+    temporary = [f for f in files if _matches(f, TEMPORARY_PATTERNS)]
+    _delete(directory, temporary)
     record = read_run_record(directory) or {"config": {}}
-    record |= {"state": "complete", "files": [f for f in files_below(directory, nested) if f != RUN_RECORD]}
+    record |= {"state": "complete", "files": [f for f in files if f != RUN_RECORD and f not in temporary]}
     write_run_record(directory, record)
 
 
@@ -357,15 +364,14 @@ def input_fingerprint(root: str | None) -> dict:
     FileSystems (size, last update)."""
     if root is None:
         return {"root": None, "files": []}
-    files = []
+    root, files = root_of(root), []
     if _is_remote(root):
         prefix = root.rstrip("/") + "/"
-        for m in FileSystems.match([FileSystems.join(root, "**")])[0].metadata_list:
+        for m in matching(root, "**"):
             files.append([m.path[len(prefix):], m.size_in_bytes, int((m.last_updated_in_seconds or 0) * 1e9)])
         return {"root": root, "files": sorted(files)}
-    base = os.path.abspath(root)
     seen = set()
-    for folder, dirs, names in os.walk(base, followlinks=True):
+    for folder, dirs, names in os.walk(root, followlinks=True):
         real = os.path.realpath(folder)
         if real in seen:
             dirs[:] = []
@@ -379,8 +385,8 @@ def input_fingerprint(root: str | None) -> dict:
             except OSError:
                 continue
             if stat.S_ISREG(info.st_mode):
-                files.append([os.path.relpath(path, base).replace(os.sep, "/"), info.st_size, info.st_mtime_ns])
-    return {"root": base, "files": sorted(files)}
+                files.append([os.path.relpath(path, root).replace(os.sep, "/"), info.st_size, info.st_mtime_ns])
+    return {"root": root, "files": sorted(files)}
 
 
 def run_configuration(inputs: dict, seed: int | None, options: dict) -> dict:
@@ -472,6 +478,28 @@ def _cancel(result) -> None:
         pass
 
 
+def _disconnect(result) -> None:
+    """Close the Dask client Beam's DaskRunner opened for the job (it never does): left
+    open, each job's client lives on in the launching process and, once the cluster is
+    gone, keeps trying to reconnect to it."""
+    client = getattr(result, "client", None)
+    if client is not None:
+        try:
+            client.close(timeout=10)
+        except Exception:  # noqa: BLE001 - a client whose scheduler is already gone
+            pass
+
+
+def _require_finished(result) -> None:
+    """PipelineError when a Dask job was cancelled rather than run: Beam's DaskRunner
+    reports such a job done (as when the scheduler, or the launcher's connection to it,
+    is lost)."""
+    if any(getattr(future, "status", None) == "cancelled" for future in getattr(result, "futures", ())):
+        raise PipelineError("the Dask cluster cancelled the job before it finished (was the scheduler, or the "
+                            "connection to it, lost?); finished shards are kept: rerun with --resume once the "
+                            "cluster is back")
+
+
 def run_and_summarize(beam_args: list[str], stages: Iterable[Stage]) -> RunSummary:
     """Run each stage (taken from `stages` only once the one before has finished) to
     completion as a pipeline of its own, check its outputs, and sum their counters."""
@@ -485,7 +513,12 @@ def run_and_summarize(beam_args: list[str], stages: Iterable[Stage]) -> RunSumma
             result.wait_until_finish()
         except BaseException:
             _cancel(result)   # a cluster would go on running the job's tasks
+            _disconnect(result)
             raise
+        try:
+            _require_finished(result)   # before disconnecting, which cancels what is left
+        finally:
+            _disconnect(result)
         check_outputs(stage.expected())
         counters = _counters(result)
         if counters is None:

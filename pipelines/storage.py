@@ -8,6 +8,7 @@ below its prefix, and a listing is by prefix.
 """
 from __future__ import annotations
 
+import glob
 import hashlib
 import os
 import stat
@@ -15,15 +16,15 @@ from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from typing import BinaryIO
 
-from apache_beam.io.filesystem import BeamIOError, CompressionTypes
+from apache_beam.io.filesystem import BeamIOError, CompressionTypes, FileMetadata
 from apache_beam.io.filesystems import FileSystems
 
 from landmarks.frames import media_kind
 from pipelines.failures import (HIDDEN, LINK_LOOP, NAME_NOT_UTF8, NOT_REGULAR_FILE, UNREADABLE, UNSUPPORTED_TYPE,
                                 InputError, as_text, failure_row)
 
-__all__ = ["MediaListing", "content_hash", "files_in", "input_root", "is_file", "is_folder", "is_url", "join",
-           "list_media", "name_of", "open_binary", "read_text"]
+__all__ = ["MediaListing", "content_hash", "files_in", "is_file", "is_folder", "is_url", "join", "list_media",
+           "matching", "name_of", "open_binary", "read_text", "root_of"]
 
 
 def is_url(path: str) -> bool:
@@ -31,9 +32,10 @@ def is_url(path: str) -> bool:
     return "://" in path
 
 
-def input_root(root: str) -> str:
-    """The canonical form of an input root: a URL without its trailing '/', a local folder
-    as an absolute path (workers may run in another directory)."""
+def root_of(root: str) -> str:
+    """The canonical form of an input or output root: a URL without its trailing '/', a
+    local folder as an absolute path (workers may run in another directory: a relative
+    path would name another folder there)."""
     return root.rstrip("/") if is_url(root) else os.path.abspath(root)
 
 
@@ -57,15 +59,29 @@ def _remote(action: str, path: str, call):
         raise InputError(f"cannot {action} {path}: {causes or error}") from error
 
 
-def _objects(pattern: str, limit: int | None = None):
-    return _remote("list", pattern, lambda: FileSystems.match([pattern], [limit])[0].metadata_list)
+def matching(folder: str, pattern: str, limit: int | None = None) -> list[FileMetadata]:
+    """The files below `folder` whose path relative to it matches the glob `pattern` ('*'
+    within a name, '**' across names), at most `limit`; the folder's own name is literal,
+    glob characters included (a bucket prefix or a folder may be named 'data[2024]'). A
+    local folder is globbed, never its parent walked. Raises BeamIOError (a URL) or OSError."""
+    if is_url(folder):
+        return FileSystems.match([FileSystems.join(glob.escape(folder), pattern)], [limit])[0].metadata_list
+    found = []
+    for path in sorted(glob.glob(os.path.join(glob.escape(folder), pattern), recursive=True, include_hidden=True)):
+        if os.path.isfile(path) and (limit is None or len(found) < limit):
+            found.append(FileMetadata(path, os.path.getsize(path), os.path.getmtime(path)))
+    return found
+
+
+def _objects(folder: str, pattern: str, limit: int | None = None) -> list[FileMetadata]:
+    return _remote("list", folder, lambda: matching(folder, pattern, limit))
 
 
 def is_folder(path: str) -> bool:
     """A local folder; for a URL, whether any object lies below `path`/."""
     if not is_url(path):
         return os.path.isdir(path)
-    return bool(_objects(FileSystems.join(path, "**"), 1))
+    return bool(_objects(path, "**", 1))
 
 
 def is_file(path: str) -> bool:
@@ -80,7 +96,7 @@ def files_in(folder: str, suffix: str) -> list[str]:
     sorted; none when `folder` does not exist. Local sub-folders are not files."""
     if is_url(folder):
         prefix = folder.rstrip("/") + "/"
-        names = (m.path[len(prefix):] for m in _objects(FileSystems.join(folder, "*")) if m.path.startswith(prefix))
+        names = (m.path[len(prefix):] for m in _objects(folder, "*") if m.path.startswith(prefix))
     elif os.path.isdir(folder):
         names = (n for n in os.listdir(folder) if not os.path.isdir(os.path.join(folder, n)))
     else:
@@ -152,7 +168,7 @@ def list_media(root: str) -> MediaListing:
     found = MediaListing()
     if is_url(root):
         prefix = root.rstrip("/") + "/"
-        for meta in _objects(FileSystems.join(root, "**")):
+        for meta in _objects(root, "**"):
             relative = meta.path[len(prefix):] if meta.path.startswith(prefix) else ""
             if relative and not relative.endswith("/"):   # "folder" placeholder objects end in '/'
                 found.add(relative, meta.size_in_bytes)

@@ -40,7 +40,10 @@ class AtomicFile:
             return self._write(stream)
 
     def commit(self) -> None:
-        if FileSystems.exists(self.final):
+        """Rename into place. A local rename replaces an existing file atomically; on an
+        object store the existing one is deleted first. (Beam's local delete would read a
+        name holding '[' or '*' as a pattern.)"""
+        if "://" in self.final and FileSystems.exists(self.final):
             FileSystems.delete([self.final])
         FileSystems.rename([self.temporary], [self.final])
 

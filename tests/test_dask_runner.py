@@ -5,7 +5,11 @@ make it hold on any runner (every branch feeds the last transform; a missing out
 error)."""
 from __future__ import annotations
 
+import gc
 import json
+import logging
+import os
+import time
 from pathlib import Path
 
 import apache_beam as beam
@@ -205,3 +209,65 @@ def test_fail_fast_and_the_input_timeout_reach_dask_workers(cluster, shared_data
     assert result.output.strip().splitlines()[-1] == \
         "Error: --fail-fast: notes.mp4: decode/undecodable: no video stream could be opened"
     assert not (out / ".fail-fast").exists() and json.loads((out / "run.json").read_text())["state"] == "failed"
+
+
+def test_a_relative_output_is_written_where_the_launcher_is(cluster, shared_data, tmp_path, monkeypatch):
+    """The workers run in another directory than the launcher: a relative --output names the
+    launcher's folder for them too (not one of their own, which the run would then miss)."""
+    address, client = cluster
+    workers_cwd = set(client.run(os.getcwd).values())
+    assert str(tmp_path) not in workers_cwd
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in/grace.jpg").symlink_to(shared_data / "real_photos/grace_hopper/pypi_matplotlib__grace_hopper.jpg")
+    monkeypatch.chdir(tmp_path)
+    _run(["extract_faces", "--input", "in", "--output", "out", "--face-size", "96", *_dask(address)])
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
+        "README.md", "faces.parquet", "failures.parquet", "neighbours.parquet", "preview.png", "run.json",
+        "shard-000000.tar", "stats.json", "units"]
+    assert not any(os.path.exists(os.path.join(cwd, "out")) for cwd in workers_cwd)
+    (tmp_path / "in/notes.mp4").write_text("not a video\n" * 20)   # --fail-fast's row comes back from there too
+    failed = CliRunner().invoke(main, ["run", "extract_faces", "--input", "in", "--output", "failed", "--fail-fast",
+                                       *_dask(address)])
+    assert failed.exit_code == 1 and failed.output.strip().splitlines()[-1] == \
+        "Error: --fail-fast: notes.mp4: decode/undecodable: no video stream could be opened"
+    assert not any(os.path.exists(os.path.join(cwd, "failed")) for cwd in workers_cwd)
+
+
+def test_a_job_the_cluster_cancelled_is_an_error_not_a_success(cluster):
+    """Beam's DaskRunner reports a job whose results were cancelled (the scheduler, or the
+    connection to it, lost) as done; the run says what happened instead."""
+    from apache_beam.runners.dask.dask_runner import DaskRunnerResult
+
+    from pipelines.failures import PipelineError
+    from pipelines.runner import _require_finished
+
+    _, client = cluster
+    future = client.submit(time.sleep, 30, pure=False, resources={"none_has_it": 1})   # never starts
+    client.cancel([future])
+    result = DaskRunnerResult(client, [future])
+    assert result.wait_until_finish() == "DONE"
+    with pytest.raises(PipelineError, match=r"^the Dask cluster cancelled the job before it finished \(was the "
+                                            r"scheduler, or the connection to it, lost\?\); finished shards are kept"):
+        _require_finished(result)
+
+
+def test_the_dask_clients_log_lines_are_not_shown_without_verbose():
+    """A lost scheduler is the run's one-line error; the client's reconnection tracebacks
+    (logged at ERROR by dask.distributed, which sets its loggers' levels on import) are not."""
+    assert CliRunner().invoke(main, ["run", "extract_faces", "--help"]).exit_code == 0
+    handlers = logging.getLogger().handlers
+    record = logging.LogRecord("distributed.client", logging.ERROR, __file__, 1, "Failed to reconnect", None, None)
+    assert handlers and not any(handler.filter(record) for handler in handlers)
+    assert all(handler.filter(logging.LogRecord("forgery.progress", logging.INFO, __file__, 1, "10/20", None, None))
+               for handler in handlers)
+
+
+def test_a_run_leaves_no_dask_client_behind(cluster, videos, tmp_path):
+    """Beam's DaskRunner opens a client per job and never closes it; left open, the clients
+    of a run live on in the launching process and keep reconnecting once the cluster is gone."""
+    address, client = cluster
+    _run(["extract_faces", "--input", str(videos), "--output", str(tmp_path / "out"), "--frames-per-video", "1",
+          "--face-size", "64", *_dask(address)])
+    open_clients = [c for c in gc.get_objects() if isinstance(c, distributed.Client) and c is not client
+                    and c.status not in ("closed", "closing")]
+    assert open_clients == []

@@ -291,6 +291,23 @@ def test_dry_run_on_other_runners_and_its_errors(ffpp_placeholders, tmp_path, of
     assert refused.output.splitlines()[-1] == "Error: the dry run failed: ValueError: Missing required option: project."
 
 
+def test_dry_run_on_dataflow_without_temp_location_is_refused_offline(ffpp_placeholders, tmp_path, offline):
+    """Without --temp_location Beam would look up (or create) a default bucket online, which a
+    dry run must not do: it is refused at once, before any job is built or folder touched."""
+    from click.testing import CliRunner
+
+    from pipelines.cli import main
+
+    args = _substituted(dataflow_commands()["package"], ffpp_placeholders)
+    at = args.index("--temp_location")
+    result = CliRunner().invoke(main, [*args[1:at], *args[at + 2:], "--dry_run=True"])
+    assert result.exit_code == 2 and offline == []
+    assert result.output.splitlines()[-1] == (
+        "Error: --dry_run=True on DataflowRunner needs --temp_location gs://BUCKET/tmp: without it, building the job "
+        "looks up (or creates) a default bucket over the network")
+    assert "dry run: job" not in result.output
+
+
 def _beam_command(*args: str, tmp_path: Path) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "pipelines.cli", *args], cwd=ROOT, capture_output=True, text=True,
                           timeout=300, env=os.environ | {"TMPDIR": str(tmp_path)})

@@ -177,3 +177,47 @@ def test_an_input_that_cannot_be_opened_is_a_row_naming_no_location(tmp_path):
     assert row["detail"] == "BeamIOError: FileNotFoundError"
     _, detail = decode_failure(PermissionError(13, "Permission denied", str(tmp_path / "x.mp4")), 0)
     assert detail == "PermissionError: Permission denied"
+
+
+PHOTOS = ("real_photos/grace_hopper/pypi_matplotlib__grace_hopper.jpg",
+          "real_photos/eileen_collins/pypi_skimage__astronaut.png")
+
+
+def _remote_photos(shared_data, prefix: str) -> None:
+    InMemoryFileSystem.files.clear()
+    for path in PHOTOS:
+        InMemoryFileSystem.files[f"{prefix}/{Path(path).name}"] = (shared_data / path).read_bytes()
+
+
+def test_prefixes_named_with_glob_characters_are_taken_literally(shared_data):
+    """An object-store prefix may hold '[', '*' or '?': the input is listed and the output
+    written, carded and refused on a second run as under any other name."""
+    _remote_photos(shared_data, f"{BUCKET}/in[2024]")
+    out = f"{BUCKET}/out[1]*?"
+    try:
+        args = ["run", "extract_faces", "--input", f"{BUCKET}/in[2024]", "--output", out, "--face-size", "96"]
+        result = CliRunner().invoke(main, args)
+        assert result.exit_code == 0, result.output
+        written = sorted(p[len(out) + 1:] for p in InMemoryFileSystem.files if p.startswith(out + "/"))
+        assert written == ["README.md", "faces.parquet", "failures.parquet", "neighbours.parquet", "preview.png",
+                           "run.json", "shard-000000.tar", "stats.json", "units/shard-000000.json"]
+        faces = pq.read_table(io.BytesIO(InMemoryFileSystem.files[f"{out}/faces.parquet"])).to_pylist()
+        assert sorted(r["path"] for r in faces) == ["pypi_matplotlib__grace_hopper.jpg", "pypi_skimage__astronaut.png"]
+        again = CliRunner().invoke(main, args)
+        assert again.exit_code == 2 and f"{out} already holds 9 output files of an earlier run" in again.output
+    finally:
+        InMemoryFileSystem.files.clear()
+
+
+@pytest.mark.parametrize("output", [f"{BUCKET}/in/out", f"{BUCKET}/in", f"{BUCKET}/in/"])
+def test_an_output_inside_a_remote_input_is_refused(shared_data, output):
+    _remote_photos(shared_data, f"{BUCKET}/in")
+    try:
+        result = CliRunner().invoke(main, ["run", "build_bi_shards", "--input", f"{BUCKET}/in/", "--output", output])
+        assert result.exit_code == 2
+        assert result.output.splitlines()[-1] == (f"Error: --output {output.rstrip('/')} is inside --input {BUCKET}/in/:"
+                                                  f" a later run would read the outputs as inputs; choose an output "
+                                                  f"folder outside it")
+        assert sorted(InMemoryFileSystem.files) == [f"{BUCKET}/in/{Path(p).name}" for p in PHOTOS]
+    finally:
+        InMemoryFileSystem.files.clear()

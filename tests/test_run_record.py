@@ -290,3 +290,56 @@ def test_output_inside_the_input_is_refused(photos):
     result = extract(photos, photos / "out")
     assert result.exit_code == 2 and "is inside --input" in result.output
     assert not (photos / "out").exists()
+
+
+def test_a_writer_killed_mid_file_leaves_no_temporary_in_a_finished_run(tmp_path):
+    """A worker killed while writing (its item retried by the runner, as Dask does) leaves a
+    file under a temporary name; the finished run deletes it and does not record it."""
+    from pipelines.runner import finish_run, prepare_output, read_run_record
+
+    out = tmp_path / "out"
+    prepare_output(str(out), overwrite=False, config={"seed": 0})
+    (out / "units").mkdir()
+    for name in ("shard-000000.tar", "units/shard-000000.json", "faces.parquet", ".shard-000000.tar.tmp-dead",
+                 "units/.shard-000000.json.tmp-dead", ".faces.parquet.tmp-dead"):
+        (out / name).write_bytes(b"x")
+    finish_run(str(out))
+    left = sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file())
+    assert left == ["faces.parquet", "run.json", "shard-000000.tar", "units/shard-000000.json"]
+    assert read_run_record(str(out))["files"] == ["faces.parquet", "shard-000000.tar", "units/shard-000000.json"]
+
+
+def test_folders_named_with_glob_characters_are_taken_literally(photos, tmp_path):
+    """'[', '*' and '?' are legal in folder names: an input and an output named so are read,
+    written, carded and refused on a second run like any other (not matched as patterns)."""
+    folder = tmp_path / "in[2024]"
+    photos.rename(folder)
+    out = tmp_path / "out[1]*?"
+    result = extract(folder, out, "--face-size", "96")
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in out.iterdir()) == ["README.md", "faces.parquet", "failures.parquet",
+                                                     "neighbours.parquet", "preview.png", "run.json",
+                                                     "shard-000000.tar", "stats.json", "units"]
+    assert json.loads((out / "run.json").read_text())["config"]["inputs"]["files"][0][0] == "grace.jpg"
+    again = extract(folder, out, "--face-size", "96")
+    assert again.exit_code == 2 and f"{out} already holds 9 output files of an earlier run" in again.output
+    assert extract(folder, out, "--face-size", "96", "--overwrite").exit_code == 0
+
+
+def test_a_relative_output_is_made_absolute(photos, tmp_path, monkeypatch):
+    """Workers may run in another directory (a Dask worker, a container): the folders they
+    are given are absolute."""
+    monkeypatch.chdir(tmp_path)
+    result = extract(photos, Path("rel/out"), "--face-size", "96")
+    assert result.exit_code == 0, result.output
+    assert f"1 inputs in 1 units -> {tmp_path}/rel/out\n" in result.output
+    assert (tmp_path / "rel/out/shard-000000.tar").is_file()
+
+
+def test_faces_that_are_not_face_shards_are_one_line(tmp_path):
+    result = invoke("run", "build_bi_shards", "--faces", str(tmp_path / "none"), "--output", str(tmp_path / "out"))
+    assert result.exit_code == 2
+    assert result.output.splitlines()[-1] == (
+        f"Error: --faces {tmp_path}/none holds no face shards made by `beam run extract_faces` (its faces.parquet: "
+        f"[Errno 2] No such file or directory: '{tmp_path}/none/faces.parquet')")
+    assert not (tmp_path / "out").exists()

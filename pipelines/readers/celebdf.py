@@ -79,7 +79,7 @@ def read_celebdf(root: str, options: ReaderOptions) -> Listing:
     read from a local folder or a URL; source paths are relative to `root`."""
     if options.split == "val":
         raise InputError("Celeb-DF has no validation split: use --split train, test or all")
-    root = storage.input_root(root)
+    root = storage.root_of(root)
     test_list = storage.join(root, TEST_LIST)
     if not storage.is_file(test_list):
         raise InputError(f"Celeb-DF test list not found: {test_list} (it ships with the dataset)")

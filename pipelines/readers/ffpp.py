@@ -88,7 +88,7 @@ def _masks(root: str, method: str) -> set[str]:
 def read_ffpp(root: str, options: ReaderOptions) -> Listing:
     """Real and manipulated FF++ videos of `options.split` at `options.compression`, read
     from a local folder or a URL; source paths are relative to `root`."""
-    root = storage.input_root(root)
+    root = storage.root_of(root)
     compression = options.compression
     youtube = f"original_sequences/youtube/{compression}/videos"
     require_dir(storage.join(root, youtube), "FF++ original videos",

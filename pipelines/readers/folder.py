@@ -57,7 +57,7 @@ def read_folder(root: str, options: ReaderOptions) -> Listing:
         raise InputError("a plain folder has no splits: pass --split train|val|test to label it")
     if options.identity_from not in ("stem", "parent"):
         raise InputError(f"identity_from must be 'stem' or 'parent', got {options.identity_from!r}")
-    root = storage.input_root(root)
+    root = storage.root_of(root)
     media = storage.list_media(root)
     listing = Listing(skipped=list(media.skipped))
     if not media.paths:
