@@ -23,8 +23,10 @@ def test_ffpp_split_ids_cannot_name_paths_outside_the_root(ffpp_tree, tmp_path):
     (splits / "val.json").write_text("[]")
     (splits / "test.json").write_text("[]")
     _, listing = read_sources(str(ffpp_tree), "ffpp", ReaderOptions(split="all", splits_dir=str(splits)))
-    assert listing.sources and all(s.path.startswith(str(ffpp_tree)) for s in listing.sources)
-    assert all(not s.original or s.original.startswith(str(ffpp_tree)) for s in listing.sources)
+    inside = lambda path: not path.startswith("/") and ".." not in path.split("/")   # relative to the root
+    assert listing.sources and all(s.root == str(ffpp_tree) and inside(s.path) for s in listing.sources)
+    assert all(not s.original or inside(s.original) for s in listing.sources)
+    assert {s.video for s in listing.sources} == {"youtube-004", "NeuralTextures-004_982"}
 
 
 def test_cloud_urls_never_spawn_a_shell(monkeypatch):
