@@ -423,10 +423,11 @@ class RunSummary:
             f"faces kept       {faces}  ({rate(faces)})",
             f"dropped          {sum(dropped.values())}"
             + "".join(f"\n  {reason:<22}{count}" for reason, count in dropped.items()),
-            f"samples written  {samples}  ("
-            + ", ".join(f"{k.split('/', 1)[1]} {v}" for k, v in sorted(self.counters.items())
-                        if k.startswith("samples/") and k != "samples/written")
-            + f"; {rate(samples)})",
+            *([f"samples written  {samples}  ("
+               + ", ".join(f"{k.split('/', 1)[1]} {v}" for k, v in sorted(self.counters.items())
+                           if k.startswith("samples/") and k != "samples/written")
+               + f"; {rate(samples)})"] if samples or not self.get("units", "written") + self.get("units", "kept")
+              else []),
             *([f"face shards      {self.get('units', 'written') + self.get('units', 'kept')}"
                + (f"  ({self.get('units', 'kept')} kept from the interrupted run)" if self.get('units', 'kept') else "")]
               if self.get('units', 'written') + self.get('units', 'kept') else []),

@@ -103,9 +103,14 @@ def _slots(ranked: list[tuple[int, str]], samples_per_shard: int) -> list[tuple[
 
 
 def _to_shard(joined) -> list[tuple[int, tuple[int, AssembledSample]]]:
-    _, grouped = joined
+    """(shard, (position, sample)) for the samples of one key and its planned slot. A
+    sample whose key was not planned is an error, never a silent loss (its key is made by
+    the same light records upstream, so this means a bug)."""
+    key, grouped = joined
     slots, samples = list(grouped["slot"]), list(grouped["sample"])
-    return [(slot[0], (slot[1], sample)) for slot in slots[:1] for sample in samples]
+    if samples and len(slots) != 1:
+        raise RuntimeError(f"sample {key}: {len(slots)} planned slots, expected 1")
+    return [(slots[0][0], (slots[0][1], sample)) for sample in samples]
 
 
 class WriteShards(beam.PTransform):

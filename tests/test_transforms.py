@@ -108,3 +108,11 @@ def test_plan_and_write_bi_shards(faces, tmp_path):
                     label="index")
     assert sorted(p.name for p in tmp_path.glob("shard-*.tar")) == ["shard-000000.tar", "shard-000001.tar",
                                                                     "shard-000002.tar"]
+
+
+def test_a_sample_without_a_planned_slot_is_an_error_not_a_loss():
+    from pipelines.write import _to_shard
+
+    assert _to_shard(("k", {"slot": [(3, 7)], "sample": ["s"]})) == [(3, (7, "s"))]
+    with pytest.raises(RuntimeError, match="sample k: 0 planned slots"):
+        _to_shard(("k", {"slot": [], "sample": ["s"]}))
