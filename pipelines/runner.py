@@ -417,6 +417,7 @@ class RunSummary:
         faces, samples = self.get("faces", "kept"), self.get("samples", "written")
         rate = lambda n: f"{n / self.seconds:.1f}/s" if self.seconds > 0 else "-"
         dropped = self.dropped()
+        makes_samples = bool(samples) or not self.get("units", "written") + self.get("units", "kept")
         return [
             "counts read from the outputs (this runner reports no metrics)" if self.from_outputs else
             f"frames decoded   {self.get('frames', 'decoded')}",
@@ -426,13 +427,13 @@ class RunSummary:
             *([f"samples written  {samples}  ("
                + ", ".join(f"{k.split('/', 1)[1]} {v}" for k, v in sorted(self.counters.items())
                            if k.startswith("samples/") and k != "samples/written")
-               + f"; {rate(samples)})"] if samples or not self.get("units", "written") + self.get("units", "kept")
-              else []),
+               + f"; {rate(samples)})"] if makes_samples else []),
             *([f"face shards      {self.get('units', 'written') + self.get('units', 'kept')}"
                + (f"  ({self.get('units', 'kept')} kept from the interrupted run)" if self.get('units', 'kept') else "")]
               if self.get('units', 'written') + self.get('units', 'kept') else []),
-            f"shards written   {self.get('shards', 'written')}"
-            + (f"  ({self.get('shards', 'kept')} kept from the interrupted run)" if self.get('shards', 'kept') else ""),
+            *([f"shards written   {self.get('shards', 'written')}"
+               + (f"  ({self.get('shards', 'kept')} kept from the interrupted run)" if self.get('shards', 'kept')
+                  else "")] if makes_samples else []),
             f"wall time        {self.seconds:.1f} s",
         ]
 
